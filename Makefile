@@ -1,0 +1,36 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Each first installs the system packages it needs when they are missing (Debian/Ubuntu).
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := cmake pebble curl
+
+.PHONY: demo test deps check lint
+
+## Install what the build and the tests need (cmake for pingora's zlib-ng; Pebble for ACME tests).
+deps:
+	@missing=""; \
+	command -v cmake >/dev/null 2>&1 || missing="$$missing cmake"; \
+	command -v pebble >/dev/null 2>&1 || missing="$$missing pebble"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+## Run vigie on its embedded demo configuration: http://localhost:8080
+demo: deps
+	cargo run -p vigie
+
+## The whole test suite: unit tests and end-to-end tests over real sockets.
+test: deps
+	cargo test --workspace
+
+## What CI checks besides the tests.
+lint: deps
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+## `vigie check` on the reference stack configuration.
+check: deps
+	cargo run -p vigie -- check -c dist/examples/stack.toml

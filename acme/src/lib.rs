@@ -1,0 +1,1 @@
+//! vigie-acme: certificate management (ACME issuance and renewal). Lands with the TLS issue.

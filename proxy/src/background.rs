@@ -1,0 +1,104 @@
+//! Background tasks that follow the current snapshot: active health checks and SIGHUP reload.
+//!
+//! Both read the snapshot handle on every turn, so a reload changes which groups are checked
+//! without restarting anything.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use crate::reload::{self, Source};
+use crate::snapshot::SnapshotHandle;
+use crate::upstream::min_interval;
+
+/// Runs every upstream group's active health check when it is due.
+pub struct HealthChecker {
+    snapshots: SnapshotHandle,
+}
+
+impl HealthChecker {
+    /// A checker over the groups of the current snapshot.
+    pub fn new(snapshots: SnapshotHandle) -> Self {
+        HealthChecker { snapshots }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for HealthChecker {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            let snap = self.snapshots.load_full();
+            let mut next = Instant::now() + min_interval(snap.upstreams.values());
+            let mut checks = Vec::new();
+            for group in snap.upstreams.values() {
+                if group.config.health.is_none() {
+                    continue;
+                }
+                let group = group.clone();
+                checks.push(tokio::spawn(
+                    async move { group.health_check_if_due().await },
+                ));
+            }
+            for check in checks {
+                if let Ok(Some(due)) = check.await {
+                    next = next.min(due);
+                }
+            }
+            let wait = next
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(50));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Reloads the configuration on SIGHUP: a valid one is swapped in, an invalid one is logged
+/// and the running one keeps serving.
+pub struct Reloader {
+    snapshots: SnapshotHandle,
+    source: Arc<Source>,
+}
+
+impl Reloader {
+    /// A reloader that re-reads `source` into `snapshots`.
+    pub fn new(snapshots: SnapshotHandle, source: Arc<Source>) -> Self {
+        Reloader { snapshots, source }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP: reload is unavailable");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                got = hup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    let source = self.source.clone();
+                    let snapshots = self.snapshots.clone();
+                    // Reading and DNS resolution block: keep them off the async workers.
+                    let res = tokio::task::spawn_blocking(move || reload::reload(&source, &snapshots)).await;
+                    if let Err(e) = res {
+                        tracing::error!(error = %e, "reload task failed");
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

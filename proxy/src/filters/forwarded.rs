@@ -1,0 +1,94 @@
+//! Forwarding headers on the request sent upstream; runs in `upstream_request_filter`.
+//!
+//! Sets `X-Forwarded-For` (the trusted chain plus the peer, or only the peer when the peer is
+//! not trusted, so a client cannot plant addresses), `X-Real-IP` (the resolved client),
+//! `X-Forwarded-Proto` and `X-Forwarded-Host`. `Host` is kept as the client sent it.
+//! Hop-by-hop headers are removed by pingora's standard upstream request policy.
+
+use std::net::IpAddr;
+
+use pingora::http::RequestHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+use vigie_config::ClientIp;
+
+use super::client_ip::{is_trusted, peer_ip};
+
+/// Whether the downstream connection is TLS.
+pub fn is_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
+/// Set the forwarding headers on `req` (see the module docs).
+pub fn set(
+    session: &Session,
+    req: &mut RequestHeader,
+    cfg: &ClientIp,
+    client: Option<IpAddr>,
+    host: Option<&str>,
+) -> Result<()> {
+    let peer = peer_ip(session);
+    let trusted = peer.is_some_and(|p| is_trusted(cfg, p));
+    let xff = http::header::HeaderName::from_static("x-forwarded-for");
+    if let Some(peer) = peer {
+        let chain = if trusted {
+            let prior: Vec<&str> = req
+                .headers
+                .get_all(&xff)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            if prior.is_empty() {
+                peer.to_string()
+            } else {
+                format!("{}, {peer}", prior.join(", "))
+            }
+        } else {
+            peer.to_string()
+        };
+        req.insert_header(xff, chain)?;
+    }
+    if let Some(client) = client {
+        req.insert_header("x-real-ip", client.to_string())?;
+    }
+    let proto_from_proxy = trusted && req.headers.contains_key("x-forwarded-proto");
+    if !proto_from_proxy {
+        let proto = if is_tls(session) { "https" } else { "http" };
+        req.insert_header("x-forwarded-proto", proto)?;
+    }
+    let host_from_proxy = trusted && req.headers.contains_key("x-forwarded-host");
+    if !host_from_proxy {
+        match host {
+            Some(h) => req.insert_header("x-forwarded-host", h)?,
+            None => {
+                req.remove_header("x-forwarded-host");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Remove a route prefix from the request path (`strip_prefix = true`), keeping the query.
+pub fn strip_prefix(req: &mut RequestHeader, prefix: &str) -> Result<()> {
+    let path = req.uri.path();
+    let Some(rest) = path.strip_prefix(prefix.trim_end_matches('/')) else {
+        return Ok(());
+    };
+    let mut new = if rest.starts_with('/') {
+        rest.to_string()
+    } else {
+        format!("/{rest}")
+    };
+    if let Some(q) = req.uri.query() {
+        new.push('?');
+        new.push_str(q);
+    }
+    let uri = http::Uri::builder()
+        .path_and_query(new)
+        .build()
+        .map_err(|e| {
+            pingora::Error::because(pingora::ErrorType::InvalidHTTPHeader, "strip_prefix", e)
+        })?;
+    req.set_uri(uri);
+    Ok(())
+}

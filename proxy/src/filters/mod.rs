@@ -1,0 +1,138 @@
+//! Request filters: small, single-purpose steps that the proxy phases dispatch to.
+//!
+//! Each filter documents when it runs and what it returns. A filter that answers the request
+//! itself returns `Ok(true)` ("handled": the proxy stops there), otherwise `Ok(false)`.
+
+pub mod body_limit;
+pub mod client_ip;
+pub mod forwarded;
+pub mod respond;
+pub mod static_files;
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+use vigie_config::HeaderOps;
+
+/// The request's host, lower-cased, without port or trailing dot: from the URI authority
+/// (HTTP/2, absolute-form) or the `Host` header.
+pub fn request_host(session: &Session) -> Option<String> {
+    let req = session.req_header();
+    let raw = match req.uri.authority() {
+        Some(a) => a.host().to_string(),
+        None => {
+            let h = req.headers.get(http::header::HOST)?.to_str().ok()?;
+            strip_port(h).to_string()
+        }
+    };
+    let host = raw.trim_end_matches('.').to_ascii_lowercase();
+    (!host.is_empty()).then_some(host)
+}
+
+fn strip_port(h: &str) -> &str {
+    if h.starts_with('[') {
+        // [v6]:port -> [v6] (site names keep IPv6 literals bracketed)
+        return h.find(']').map_or(h, |end| &h[..=end]);
+    }
+    match h.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => h,
+    }
+}
+
+/// Apply header operations to a response header: remove, then set.
+pub fn apply_response_ops(resp: &mut ResponseHeader, ops: &HeaderOps) -> Result<()> {
+    for name in &ops.remove {
+        resp.remove_header(name);
+    }
+    for (name, value) in &ops.set {
+        resp.insert_header(name.clone(), value.clone())?;
+    }
+    Ok(())
+}
+
+/// Apply header operations to a request header: remove, then set.
+pub fn apply_request_ops(req: &mut pingora::http::RequestHeader, ops: &HeaderOps) -> Result<()> {
+    for name in &ops.remove {
+        req.remove_header(name);
+    }
+    for (name, value) in &ops.set {
+        req.insert_header(name.clone(), value.clone())?;
+    }
+    Ok(())
+}
+
+/// Write a complete response that vigie generates itself (errors, `respond`, redirects).
+/// `ops` are the route's response header operations, if a route was found. HEAD gets the
+/// headers only.
+pub async fn send(
+    session: &mut Session,
+    status: u16,
+    content_type: &str,
+    body: Bytes,
+    extra: &[(&str, &str)],
+    ops: Option<&HeaderOps>,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    resp.insert_header(http::header::CONTENT_TYPE, content_type)?;
+    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    for (name, value) in extra {
+        resp.insert_header(name.to_string(), *value)?;
+    }
+    if let Some(ops) = ops {
+        apply_response_ops(&mut resp, ops)?;
+    }
+    let head = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(resp), head || body.is_empty())
+        .await?;
+    if !head && !body.is_empty() {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+/// A short plain-text error page for vigie's own errors, e.g. `502 Bad Gateway`.
+pub fn error_body(status: u16, detail: &str) -> Bytes {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    if detail.is_empty() {
+        Bytes::from(format!("{status} {reason}\n"))
+    } else {
+        Bytes::from(format!("{status} {reason}: {detail}\n"))
+    }
+}
+
+/// Send one of vigie's own error responses.
+pub async fn send_error(
+    session: &mut Session,
+    status: u16,
+    detail: &str,
+    ops: Option<&HeaderOps>,
+) -> Result<()> {
+    send(
+        session,
+        status,
+        "text/plain; charset=utf-8",
+        error_body(status, detail),
+        &[],
+        ops,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_port;
+
+    #[test]
+    fn ports_are_stripped() {
+        assert_eq!(strip_port("example.com:8080"), "example.com");
+        assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("[::1]:443"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+}

@@ -1,0 +1,15 @@
+//! vigie: an edge proxy on pingora that replaces nginx + certbot + cron.
+//!
+//! Data flows one way: file → validated [`vigie_config::Config`] → immutable
+//! [`snapshot::Snapshot`] swapped atomically on reload → the request filters of
+//! [`service::Vigie`], which read only the snapshot their request started with.
+
+pub mod admin;
+pub mod background;
+pub mod demo;
+pub mod filters;
+pub mod reload;
+pub mod server;
+pub mod service;
+pub mod snapshot;
+pub mod upstream;

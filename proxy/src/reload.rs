@@ -1,0 +1,88 @@
+//! Loading a configuration into a snapshot: the one code path shared by `vigie run`,
+//! `vigie check` and SIGHUP reload, so `check` accepts exactly what reload accepts.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use vigie_config::{Config, ConfigErrors};
+
+use crate::snapshot::{BuildError, Snapshot, SnapshotHandle};
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A TOML file.
+    File(PathBuf),
+    /// The embedded demo configuration (`vigie run` without `-c`).
+    Demo,
+}
+
+impl Source {
+    /// The name used in messages.
+    pub fn name(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Demo => "<embedded demo>".to_string(),
+        }
+    }
+}
+
+/// Why a configuration could not become a snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file is unreadable or invalid.
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    /// The config is valid but could not be made live (e.g. a name did not resolve).
+    #[error("{origin}: {source}")]
+    Build {
+        /// The file name.
+        origin: String,
+        /// What failed.
+        #[source]
+        source: BuildError,
+    },
+}
+
+/// Read and validate the configuration.
+pub fn read(source: &Source) -> Result<Config, ConfigErrors> {
+    match source {
+        Source::File(path) => vigie_config::load(path),
+        Source::Demo => crate::demo::config(),
+    }
+}
+
+/// Read, validate and build a snapshot, reusing `previous`'s unchanged parts.
+pub fn load(source: &Source, previous: Option<&Snapshot>) -> Result<Snapshot, LoadError> {
+    let config = read(source)?;
+    Snapshot::build(config, previous).map_err(|source_err| LoadError::Build {
+        origin: source.name(),
+        source: source_err,
+    })
+}
+
+/// Reload into `snapshots`: swap on success, keep the running snapshot on failure.
+/// Returns whether the new configuration was applied.
+pub fn reload(source: &Source, snapshots: &SnapshotHandle) -> bool {
+    let current = snapshots.load_full();
+    match load(source, Some(&current)) {
+        Ok(next) => {
+            if next.config.server != current.config.server {
+                tracing::warn!(
+                    "[server] changed: listeners and threads stay as they are until a restart \
+                     or graceful upgrade"
+                );
+            }
+            for w in &next.config.warnings {
+                tracing::warn!(line = w.line, col = w.col, "{}", w.message);
+            }
+            snapshots.store(Arc::new(next));
+            tracing::info!(source = %source.name(), "configuration reloaded");
+            true
+        }
+        Err(e) => {
+            tracing::error!(source = %source.name(), "reload rejected, the running configuration keeps serving:\n{e}");
+            false
+        }
+    }
+}

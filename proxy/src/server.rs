@@ -1,0 +1,92 @@
+//! Process assembly: pingora server configuration, listeners and services for one snapshot.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use pingora::apps::HttpServerOptions;
+use pingora::listeners::TcpSocketOptions;
+use pingora::proxy::ProxyServiceBuilder;
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+
+use crate::admin::Admin;
+use crate::background::{HealthChecker, Reloader};
+use crate::reload::Source;
+use crate::service::Vigie;
+use crate::snapshot::{Snapshot, SnapshotHandle};
+
+fn tcp_options(addr: &std::net::SocketAddr) -> TcpSocketOptions {
+    let mut opts = TcpSocketOptions::default();
+    if addr.is_ipv6() {
+        // [::]:80 and 0.0.0.0:80 are two listeners, as in the reference configuration.
+        opts.ipv6_only = Some(true);
+    }
+    opts
+}
+
+fn server_conf(snap: &Snapshot) -> ServerConf {
+    let server = &snap.config.server;
+    let state = &server.state_dir;
+    let threads = server
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    ServerConf {
+        threads,
+        pid_file: state.join("vigie.pid").display().to_string(),
+        upgrade_sock: state.join("vigie-upgrade.sock").display().to_string(),
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(server.grace_period.as_secs().max(1)),
+        ..ServerConf::default()
+    }
+}
+
+/// Build the pingora server for `snap` and run it until shutdown. Never returns.
+pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
+    let state = snap.config.server.state_dir.clone();
+    std::fs::create_dir_all(&state).map_err(|e| {
+        anyhow::anyhow!("cannot create the state directory {}: {e}", state.display())
+    })?;
+    let conf = server_conf(&snap);
+    let server_cfg = snap.config.server.clone();
+    for w in &snap.config.warnings {
+        tracing::warn!(line = w.line, col = w.col, "{}", w.message);
+    }
+    if !server_cfg.https.is_empty() {
+        tracing::warn!(
+            "https listeners are configured but TLS termination lands in a later release: \
+             they are not bound"
+        );
+    }
+    let handle: SnapshotHandle = Arc::new(ArcSwap::from_pointee(snap));
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut options = HttpServerOptions::default();
+    options.h2c = true;
+    let mut proxy = ProxyServiceBuilder::new(&server.configuration, Vigie::new(handle.clone()))
+        .name("vigie http")
+        .server_options(options)
+        .build();
+    for addr in &server_cfg.http {
+        proxy.add_tcp_with_settings(&addr.to_string(), tcp_options(addr));
+    }
+    server.add_service(proxy);
+
+    if let Some(addr) = server_cfg.admin {
+        let mut admin = Service::new("vigie admin".to_string(), Admin::new(handle.clone()));
+        admin.add_tcp_with_settings(&addr.to_string(), tcp_options(&addr));
+        server.add_service(admin);
+    }
+    server.add_service(background_service(
+        "vigie health checks",
+        HealthChecker::new(handle.clone()),
+    ));
+    server.add_service(background_service(
+        "vigie reload",
+        Reloader::new(handle, Arc::new(source)),
+    ));
+    tracing::info!(http = ?server_cfg.http, admin = ?server_cfg.admin, "vigie starting");
+    server.run_forever()
+}

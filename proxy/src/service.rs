@@ -1,0 +1,330 @@
+//! The one `ProxyHttp` implementation. Each phase is a short dispatcher into `filters/*`.
+//!
+//! A request takes the current snapshot once, in `new_ctx`, and every phase reads only that
+//! snapshot: a reload that lands mid-request never changes where the request goes.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+use vigie_config::{Action, Balance, HashKey, Route};
+
+use crate::filters::{self, body_limit, client_ip, forwarded, respond, static_files};
+use crate::snapshot::{normalize_path, Snapshot, SnapshotHandle};
+use crate::upstream::{InflightGuard, UpstreamGroup};
+
+/// The proxy: routes by host and path, answers or forwards.
+pub struct Vigie {
+    snapshots: SnapshotHandle,
+}
+
+impl Vigie {
+    /// A proxy reading from `snapshots`.
+    pub fn new(snapshots: SnapshotHandle) -> Self {
+        Vigie { snapshots }
+    }
+}
+
+/// Per-request state.
+pub struct Ctx {
+    snap: Arc<Snapshot>,
+    site: Option<usize>,
+    route: Option<usize>,
+    host: Option<String>,
+    client: Option<IpAddr>,
+    body_seen: u64,
+    attempts: u32,
+    tried: Vec<SocketAddr>,
+    group: Option<Arc<UpstreamGroup>>,
+    inflight: Option<InflightGuard>,
+}
+
+impl Ctx {
+    /// The matched route, once `request_filter` found one.
+    fn route(&self) -> Option<&Route> {
+        let site = self.snap.sites().get(self.site?)?;
+        site.routes.get(self.route?)
+    }
+}
+
+fn hash_key(session: &Session, ctx: &Ctx, key: &HashKey) -> Vec<u8> {
+    let ip = || {
+        ctx.client
+            .map(|ip| ip.to_string().into_bytes())
+            .unwrap_or_default()
+    };
+    match key {
+        HashKey::ClientIp => ip(),
+        HashKey::Header(name) => session
+            .req_header()
+            .headers
+            .get(name)
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_else(ip),
+    }
+}
+
+/// The status vigie answers for an error that ended a request; 0 when the client is gone.
+fn status_for(e: &Error) -> u16 {
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            if e.esource() == &ErrorSource::Upstream =>
+        {
+            504
+        }
+        _ => match e.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                ErrorType::ReadTimedout => 408,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    }
+}
+
+impl Vigie {
+    /// Route the request and answer it when the route answers by itself.
+    /// `Ok(true)`: handled (answered); `Ok(false)`: go on to proxy.
+    async fn route_request(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let snap = ctx.snap.clone();
+        ctx.client = client_ip::resolve(session, &snap.config.client_ip);
+        let Some(host) = filters::request_host(session) else {
+            filters::send_error(session, 400, "missing Host header", None).await?;
+            return Ok(true);
+        };
+        let Some(site) = snap.site_for(&host) else {
+            let status = snap.config.server.unknown_host_status;
+            filters::send_error(session, status, "no site is configured for this host", None)
+                .await?;
+            return Ok(true);
+        };
+        ctx.host = Some(host);
+        ctx.site = Some(site.index);
+        let Some(path) = normalize_path(session.req_header().uri.path()) else {
+            filters::send_error(session, 400, "invalid path", None).await?;
+            return Ok(true);
+        };
+        let Some(route_index) = site
+            .routes
+            .iter()
+            .position(|r| crate::snapshot::prefix_matches(&r.path, &path))
+        else {
+            filters::send_error(session, 404, "", None).await?;
+            return Ok(true);
+        };
+        ctx.route = Some(route_index);
+        let route = &site.routes[route_index];
+        if let Some(limit) = route.max_body {
+            if body_limit::declared_too_large(session, limit) {
+                session.set_keepalive(None);
+                let detail = format!("the request body is larger than {limit} bytes");
+                filters::send_error(session, 413, &detail, Some(&route.response_headers)).await?;
+                return Ok(true);
+            }
+        }
+        self.answer(session, ctx, route, &path).await
+    }
+
+    /// Answer `respond`, `redirect` and `static` routes; `Ok(false)` for proxy routes.
+    async fn answer(
+        &self,
+        session: &mut Session,
+        ctx: &Ctx,
+        route: &Route,
+        path: &str,
+    ) -> Result<bool> {
+        let ops = &route.response_headers;
+        match &route.action {
+            Action::Proxy { .. } => return Ok(false),
+            Action::Respond {
+                status,
+                body,
+                content_type,
+            } => respond::respond(session, *status, content_type, body, ops).await?,
+            Action::Redirect { status, to } => {
+                let scheme = if forwarded::is_tls(session) {
+                    "https"
+                } else {
+                    "http"
+                };
+                let host = ctx.host.as_deref().unwrap_or_default();
+                let location = respond::expand_target(to, session, host, scheme);
+                respond::redirect(session, *status, &location, ops).await?;
+            }
+            Action::Static { root, index } => {
+                let rest = path
+                    .strip_prefix(route.path.trim_end_matches('/'))
+                    .unwrap_or(path);
+                static_files::serve(session, root, index, rest, ops).await?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Vigie {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            snap: self.snapshots.load_full(),
+            site: None,
+            route: None,
+            host: None,
+            client: None,
+            body_seen: 0,
+            attempts: 0,
+            tried: Vec::new(),
+            group: None,
+            inflight: None,
+        }
+    }
+
+    /// Routing, answering routes and the declared body limit. `Ok(true)` = answered here.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        self.route_request(session, ctx).await
+    }
+
+    /// Counts body bytes against the route's limit; fails with 413 past it.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let (Some(limit), Some(chunk)) = (ctx.route().and_then(|r| r.max_body), body.as_ref()) {
+            let mut seen = ctx.body_seen;
+            let res = body_limit::count(&mut seen, chunk.len(), limit);
+            ctx.body_seen = seen;
+            res?;
+        }
+        Ok(())
+    }
+
+    /// Picks a server of the route's upstream group, skipping the ones this request tried.
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let Some(Action::Proxy { upstream, .. }) = ctx.route().map(|r| &r.action) else {
+            return Error::e_explain(ErrorType::InternalError, "no proxy route for this request");
+        };
+        let Some(group) = ctx.snap.upstreams.get(upstream).cloned() else {
+            return Error::e_explain(ErrorType::InternalError, "upstream group missing");
+        };
+        let key = match &group.config.balance {
+            Balance::Hash(k) => hash_key(session, ctx, k),
+            _ => Vec::new(),
+        };
+        let Some(addr) = group.select(&key, &ctx.tried) else {
+            return Error::e_explain(
+                ErrorType::HTTPStatus(503),
+                format!("no healthy server in upstream \"{}\"", group.config.name),
+            );
+        };
+        ctx.attempts += 1;
+        ctx.tried.push(addr);
+        ctx.inflight = group.begin(&addr);
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        let cfg = &group.config;
+        peer.options.connection_timeout = Some(cfg.connect_timeout);
+        peer.options.read_timeout = Some(cfg.read_timeout);
+        peer.options.write_timeout = Some(cfg.write_timeout);
+        if cfg.h2c {
+            peer.options.set_http_version(2, 2);
+        }
+        ctx.group = Some(group);
+        Ok(Box::new(peer))
+    }
+
+    /// Marks the server as failing and retries on another one while retries are left.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        ctx.inflight = None;
+        if let Some(group) = &ctx.group {
+            if let Some(addr) = peer._address.as_inet() {
+                group.report_failure(addr);
+            }
+            let more_servers = ctx.tried.len() < group.servers().len();
+            if ctx.attempts <= group.config.retries && more_servers {
+                e.set_retry(true);
+            }
+        }
+        e
+    }
+
+    /// Forwarding headers, prefix stripping and the route's request header operations.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut pingora::http::RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        forwarded::set(
+            session,
+            req,
+            &ctx.snap.config.client_ip,
+            ctx.client,
+            ctx.host.as_deref(),
+        )?;
+        if let Some(route) = ctx.route() {
+            if let Action::Proxy {
+                strip_prefix: true, ..
+            } = route.action
+            {
+                forwarded::strip_prefix(req, &route.path)?;
+            }
+            filters::apply_request_ops(req, &route.request_headers)?;
+        }
+        Ok(())
+    }
+
+    /// The route's response header operations on proxied responses.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut pingora::http::ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(route) = ctx.route() {
+            filters::apply_response_ops(resp, &route.response_headers)?;
+        }
+        Ok(())
+    }
+
+    /// vigie's own error page (413, 502, 503, 504...) when the response has not started.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        ctx.inflight = None;
+        let status = status_for(e);
+        if status > 0 && session.response_written().is_none() {
+            let detail = match e.etype() {
+                ErrorType::HTTPStatus(_) => e.context.as_ref().map(|c| c.as_str().to_string()),
+                _ => None,
+            }
+            .unwrap_or_default();
+            let ops = ctx.route().map(|r| r.response_headers.clone());
+            if let Err(err) = filters::send_error(session, status, &detail, ops.as_ref()).await {
+                tracing::debug!(error = %err, "could not send the error response");
+            }
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        ctx.inflight = None;
+    }
+}

@@ -1,0 +1,192 @@
+//! The runtime snapshot: everything the request path reads, built from one validated config.
+//!
+//! A snapshot is immutable. Reload builds a new one and swaps it in whole through
+//! [`SnapshotHandle`]; a request takes the current snapshot once in `new_ctx` and reads only
+//! that one until it ends, so a reload never changes a request half-way.
+//!
+//! Upstream groups whose definition did not change are carried over from the previous
+//! snapshot (same `Arc`), keeping their health and in-flight state.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use vigie_config::{Config, HostPattern, Route};
+
+use crate::upstream::{UpstreamError, UpstreamGroup};
+
+/// The shared, swappable handle to the current snapshot.
+pub type SnapshotHandle = Arc<ArcSwap<Snapshot>>;
+
+/// A site ready for routing.
+#[derive(Debug)]
+pub struct SiteRuntime {
+    /// Index of the site in the config (for logs and metrics).
+    pub index: usize,
+    /// Label for logs and metrics: the site's first name.
+    pub label: String,
+    /// Routes, longest prefix first.
+    pub routes: Vec<Route>,
+}
+
+/// Everything a request needs, frozen at build time.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The validated config this was built from.
+    pub config: Arc<Config>,
+    /// When it was built.
+    pub loaded_at: SystemTime,
+    sites: Vec<SiteRuntime>,
+    exact: HashMap<String, usize>,
+    /// Wildcard suffixes, longest first, with their site index.
+    wildcards: Vec<(String, usize)>,
+    /// Upstream groups by name.
+    pub upstreams: BTreeMap<String, Arc<UpstreamGroup>>,
+}
+
+/// Why a snapshot could not be built from a valid config.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// An upstream group could not be built.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+impl Snapshot {
+    /// Build a snapshot, reusing `previous`'s upstream groups whose definition is unchanged.
+    pub fn build(config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, BuildError> {
+        let mut upstreams = BTreeMap::new();
+        for (name, cfg) in &config.upstreams {
+            let kept = previous
+                .and_then(|p| p.upstreams.get(name))
+                .filter(|g| g.config == *cfg)
+                .cloned();
+            let group = match kept {
+                Some(g) => g,
+                None => Arc::new(UpstreamGroup::build(cfg)?),
+            };
+            upstreams.insert(name.clone(), group);
+        }
+        let mut sites = Vec::new();
+        let mut exact = HashMap::new();
+        let mut wildcards = Vec::new();
+        for (index, site) in config.sites.iter().enumerate() {
+            for name in &site.names {
+                match name {
+                    HostPattern::Exact(n) => {
+                        exact.insert(n.clone(), index);
+                    }
+                    HostPattern::Wildcard(suffix) => wildcards.push((suffix.clone(), index)),
+                }
+            }
+            let label = match site.names.first() {
+                Some(HostPattern::Exact(n)) => n.clone(),
+                Some(HostPattern::Wildcard(s)) => format!("*.{s}"),
+                None => format!("site{index}"),
+            };
+            sites.push(SiteRuntime {
+                index,
+                label,
+                routes: site.routes.clone(),
+            });
+        }
+        wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        Ok(Snapshot {
+            config: Arc::new(config),
+            loaded_at: SystemTime::now(),
+            sites,
+            exact,
+            wildcards,
+            upstreams,
+        })
+    }
+
+    /// The site serving `host` (lower-case, without port), if any: exact names first, then
+    /// the longest matching wildcard.
+    pub fn site_for(&self, host: &str) -> Option<&SiteRuntime> {
+        if let Some(i) = self.exact.get(host) {
+            return self.sites.get(*i);
+        }
+        self.wildcards
+            .iter()
+            .find(|(suffix, _)| HostPattern::Wildcard(suffix.clone()).matches(host))
+            .and_then(|(_, i)| self.sites.get(*i))
+    }
+
+    /// All sites, in config order.
+    pub fn sites(&self) -> &[SiteRuntime] {
+        &self.sites
+    }
+}
+
+/// Whether a route prefix matches a (normalised) request path. A prefix ending in `/`
+/// matches everything below it; any other prefix matches itself and what is below `prefix/`.
+pub fn prefix_matches(prefix: &str, path: &str) -> bool {
+    if prefix.ends_with('/') {
+        return path.starts_with(prefix);
+    }
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+impl SiteRuntime {
+    /// The route for a normalised path: the longest matching prefix.
+    pub fn route_for(&self, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| prefix_matches(&r.path, path))
+    }
+}
+
+/// Normalise a request path for routing: resolve `.` and `..` segments (also percent-encoded),
+/// merge repeated slashes. Returns `None` when `..` would climb above the root.
+pub fn normalize_path(path: &str) -> Option<String> {
+    let mut out: Vec<&str> = Vec::new();
+    let trailing = path.ends_with('/') || path.ends_with("/.") || path.ends_with("/..");
+    for seg in path.split('/') {
+        let lower = seg.to_ascii_lowercase();
+        match lower.replace("%2e", ".").as_str() {
+            "" | "." => {}
+            ".." => {
+                out.pop()?;
+            }
+            _ => out.push(seg),
+        }
+    }
+    let mut s = String::with_capacity(path.len());
+    for seg in &out {
+        s.push('/');
+        s.push_str(seg);
+    }
+    if s.is_empty() || (trailing && !s.ends_with('/')) {
+        s.push('/');
+    }
+    Some(s)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes() {
+        assert!(prefix_matches("/", "/anything"));
+        assert!(prefix_matches("/api/", "/api/x"));
+        assert!(!prefix_matches("/api/", "/api"));
+        assert!(prefix_matches("/api/cv", "/api/cv"));
+        assert!(prefix_matches("/api/cv", "/api/cv/1"));
+        assert!(!prefix_matches("/api/cv", "/api/cvx"));
+    }
+
+    #[test]
+    fn normalisation() {
+        assert_eq!(normalize_path("/a/./b//c").unwrap(), "/a/b/c");
+        assert_eq!(normalize_path("/a/../b/").unwrap(), "/b/");
+        assert_eq!(normalize_path("/static/%2e%2e/api/x").unwrap(), "/api/x");
+        assert_eq!(normalize_path("/").unwrap(), "/");
+        assert_eq!(normalize_path("/a/..").unwrap(), "/");
+        assert!(normalize_path("/../etc/passwd").is_none());
+    }
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: the real `vigie` binary, real origins, real sockets on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+mod balancing;
+mod check;
+mod proxying;
+mod routing;

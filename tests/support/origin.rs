@@ -1,0 +1,207 @@
+//! Real upstream servers on 127.0.0.1:0: an HTTP/1.1 origin that names itself and counts its
+//! requests, and a WebSocket echo server.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// What an origin saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Method.
+    pub method: String,
+    /// Path and query as received.
+    pub uri: String,
+    /// Headers, lower-case names.
+    pub headers: BTreeMap<String, String>,
+    /// Body length received.
+    pub body_len: usize,
+}
+
+struct State {
+    name: String,
+    count: AtomicUsize,
+    health: AtomicU16,
+    seen: Mutex<Vec<Seen>>,
+}
+
+/// An HTTP origin. Answers `NAME PATH` with 200 on every path, except:
+/// `/health` (status set by [`Origin::set_health`], default 200, not counted),
+/// `/slow?ms=N` (waits N ms first), `/status/N` (answers status N).
+pub struct Origin {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    task: JoinHandle<()>,
+}
+
+impl Origin {
+    /// Start an origin named `name`.
+    pub async fn start(name: &str) -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+        let addr = listener.local_addr().expect("origin addr");
+        let state = Arc::new(State {
+            name: name.to_string(),
+            count: AtomicUsize::new(0),
+            health: AtomicU16::new(200),
+            seen: Mutex::new(Vec::new()),
+        });
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(st.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Origin { addr, state, task }
+    }
+
+    /// `127.0.0.1:PORT` as a string, for configs.
+    pub fn addr_str(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Requests answered (health checks excluded).
+    pub fn count(&self) -> usize {
+        self.state.count.load(Ordering::SeqCst)
+    }
+
+    /// Status `/health` answers from now on.
+    pub fn set_health(&self, status: u16) {
+        self.state.health.store(status, Ordering::SeqCst);
+    }
+
+    /// The requests seen so far (health checks excluded).
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().expect("seen lock").clone()
+    }
+
+    /// Stop listening and drop open connections' acceptor.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn handle(
+    st: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_string();
+    if path == "/health" {
+        let status = st.health.load(Ordering::SeqCst);
+        return Ok(Response::builder()
+            .status(status)
+            .body(Full::new(Bytes::from("health\n")))
+            .expect("response"));
+    }
+    let method = req.method().to_string();
+    let uri = req.uri().to_string();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    st.count.fetch_add(1, Ordering::SeqCst);
+    st.seen.lock().expect("seen lock").push(Seen {
+        method,
+        uri: uri.clone(),
+        headers,
+        body_len: body.len(),
+    });
+    if path == "/slow" {
+        let ms = query
+            .strip_prefix("ms=")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let mut status = 200;
+    if let Some(code) = path.strip_prefix("/status/") {
+        status = code.parse().unwrap_or(200);
+    }
+    Ok(Response::builder()
+        .status(status)
+        .header("x-origin", st.name.as_str())
+        .header("set-by-origin", "yes")
+        .body(Full::new(Bytes::from(format!("{} {}\n", st.name, uri))))
+        .expect("response"))
+}
+
+/// A WebSocket echo server.
+pub struct WsOrigin {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl WsOrigin {
+    /// Start the echo server.
+    pub async fn start() -> WsOrigin {
+        use futures_util::{SinkExt, StreamExt};
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind ws origin");
+        let addr = listener.local_addr().expect("ws addr");
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                        return;
+                    };
+                    while let Some(Ok(msg)) = ws.next().await {
+                        if msg.is_text() || msg.is_binary() {
+                            if ws.send(msg).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        WsOrigin { addr, task }
+    }
+}
+
+impl Drop for WsOrigin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

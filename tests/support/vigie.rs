@@ -1,0 +1,169 @@
+//! The real `vigie` binary, started on a config written to a temporary directory.
+//!
+//! `{http}` and `{admin}` in a config are replaced by free loopback addresses, `{state}` by a
+//! fresh state directory. Start-up waits until the admin `/healthz` answers and the HTTP
+//! listener accepts connections. The process is killed when the handle drops.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use super::{free_port, wait_until};
+
+/// Path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_vigie")
+}
+
+/// A running vigie process.
+pub struct Vigie {
+    child: Child,
+    /// Its temporary directory (config, state, log).
+    pub dir: tempfile::TempDir,
+    /// `127.0.0.1:PORT` of the HTTP listener.
+    pub http: String,
+    /// `127.0.0.1:PORT` of the admin listener.
+    pub admin: String,
+    /// The config file path.
+    pub config: PathBuf,
+}
+
+fn fill(template: &str, http: &str, admin: &str, state: &Path) -> String {
+    template
+        .replace("{http}", http)
+        .replace("{admin}", admin)
+        .replace("{state}", &state.display().to_string())
+}
+
+impl Vigie {
+    /// Write `template` (with placeholders filled) and start vigie on it.
+    pub async fn start(template: &str) -> Vigie {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let http = format!("127.0.0.1:{}", free_port());
+        let admin = format!("127.0.0.1:{}", free_port());
+        let state = dir.path().join("state");
+        let config = dir.path().join("vigie.toml");
+        std::fs::write(&config, fill(template, &http, &admin, &state)).expect("write config");
+        let log = std::fs::File::create(dir.path().join("vigie.log")).expect("log file");
+        let child = Command::new(bin())
+            .arg("run")
+            .arg("-c")
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn vigie");
+        let mut v = Vigie {
+            child,
+            dir,
+            http,
+            admin,
+            config,
+        };
+        v.wait_ready().await;
+        v
+    }
+
+    async fn wait_ready(&mut self) {
+        let health = format!("http://{}/healthz", self.admin);
+        let client = super::client();
+        let http = self.http.clone();
+        let start = std::time::Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "vigie exited with {status} before being ready:\n{}",
+                    self.log()
+                );
+            }
+            let admin_up = client
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if admin_up && tokio::net::TcpStream::connect(&http).await.is_ok() {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                panic!("vigie not ready after 20s:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    /// GET `path` with `Host: host`.
+    pub async fn get(&self, host: &str, path: &str) -> reqwest::Response {
+        super::client()
+            .get(self.url(path))
+            .header("host", host)
+            .send()
+            .await
+            .expect("request to vigie")
+    }
+
+    /// What vigie wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("vigie.log")).unwrap_or_default()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Replace the config file (placeholders filled with this instance's addresses).
+    pub fn write_config(&self, template: &str) {
+        let state = self.dir.path().join("state");
+        std::fs::write(
+            &self.config,
+            fill(template, &self.http, &self.admin, &state),
+        )
+        .expect("rewrite config");
+    }
+
+    /// Send a signal to the process.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Wait until the log contains `needle`.
+    pub async fn wait_log(&self, needle: &str) {
+        wait_until(Duration::from_secs(10), needle, || async {
+            self.log().contains(needle)
+        })
+        .await;
+    }
+}
+
+impl Drop for Vigie {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `vigie check -c FILE` on `text` (written as `test.toml`); returns the output.
+pub fn check(text: &str) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("test.toml");
+    std::fs::write(&path, text).expect("write config");
+    Command::new(bin())
+        .current_dir(dir.path())
+        .arg("check")
+        .arg("-c")
+        .arg("test.toml")
+        .output()
+        .expect("run vigie check")
+}
