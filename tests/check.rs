@@ -35,7 +35,7 @@ const MISTAKES: &[(&str, &str, &str)] = &[
     ("overlapping listeners", "[server]\nhttp = [\"0.0.0.0:8080\", \"127.0.0.1:8080\"]\nadmin = false\n",
      "test.toml:2:25: listener 127.0.0.1:8080 overlaps 0.0.0.0:8080 (line 2): two listeners on one port must not cover the same address"),
     ("two actions", "[server]\nadmin = false\n[[sites]]\nnames = [\"a.test\"]\n[[sites.routes]]\npath = \"/\"\nrespond = {}\nredirect = { to = \"/x\" }\n",
-     "test.toml:5:1: route \"/\" has both redirect and respond: expected exactly one of upstream, redirect, respond or static"),
+     "test.toml:7:1: route \"/\" has both redirect and respond: expected exactly one of upstream, redirect, respond or static"),
     ("path without slash", "[server]\nadmin = false\n[[sites]]\nnames = [\"a.test\"]\n[[sites.routes]]\npath = \"api/\"\nrespond = {}\n",
      "test.toml:6:8: route path \"api/\" must start with \"/\", like \"/api/\""),
     ("bad CIDR", "[server]\nadmin = false\n[client_ip]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",

@@ -91,7 +91,7 @@ impl Snapshot {
                 routes: site.routes.clone(),
             });
         }
-        wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         Ok(Snapshot {
             config: Arc::new(config),
             loaded_at: SystemTime::now(),
