@@ -243,3 +243,40 @@ async fn admin_healthz() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_downstream_and_h2c_upstream() {
+    let h1 = Origin::start("h1").await;
+    let h2 = Origin::start_h2c("h2").await;
+    let cfg = config(&h1.addr_str(), "").replace(
+        "[[sites]]",
+        &format!(
+            "[upstreams.h2]\nservers = [\"{}\"]\nh2c = true\n\n[[sites]]",
+            h2.addr_str()
+        ),
+    ) + "  [[sites.routes]]\n  path = \"/h2/\"\n  upstream = \"h2\"\n";
+    let v = Vigie::start(&cfg).await;
+    // The client speaks HTTP/2 with prior knowledge (h2c) to vigie; the host travels in
+    // :authority only, as browsers send it.
+    let stream = tokio::net::TcpStream::connect(&v.http).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::get("http://example.com/a")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let r = sender.send_request(req).await.unwrap();
+    assert_eq!(r.version(), hyper::Version::HTTP_2);
+    assert_eq!(r.status(), 200, "{}", v.log());
+    assert_eq!(r.headers()["x-origin"], "h1");
+    assert_eq!(r.headers()["x-origin-version"], "HTTP/1.1");
+    // An h2c upstream is spoken to in HTTP/2.
+    let r = v.get("example.com", "/h2/x").await;
+    assert_eq!(r.status(), 200, "{}", v.log());
+    assert_eq!(r.headers()["x-origin"], "h2");
+    assert_eq!(r.headers()["x-origin-version"], "HTTP/2.0");
+}

@@ -78,6 +78,36 @@ impl Origin {
         Origin { addr, state, task }
     }
 
+    /// Start an origin named `name` that speaks only HTTP/2 in clear text (prior knowledge).
+    pub async fn start_h2c(name: &str) -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+        let addr = listener.local_addr().expect("origin addr");
+        let state = Arc::new(State {
+            name: name.to_string(),
+            count: AtomicUsize::new(0),
+            health: AtomicU16::new(200),
+            seen: Mutex::new(Vec::new()),
+        });
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(st.clone(), req));
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+                });
+            }
+        });
+        Origin { addr, state, task }
+    }
+
     /// `127.0.0.1:PORT` as a string, for configs.
     pub fn addr_str(&self) -> String {
         self.addr.to_string()
@@ -123,6 +153,7 @@ async fn handle(
             .expect("response"));
     }
     let method = req.method().to_string();
+    let version = format!("{:?}", req.version());
     let uri = req.uri().to_string();
     let headers = req
         .headers()
@@ -157,6 +188,7 @@ async fn handle(
     Ok(Response::builder()
         .status(status)
         .header("x-origin", st.name.as_str())
+        .header("x-origin-version", version)
         .header("set-by-origin", "yes")
         .body(Full::new(Bytes::from(format!("{} {}\n", st.name, uri))))
         .expect("response"))
