@@ -1,1 +1,20 @@
-//! vigie-acme: certificate management (ACME issuance and renewal). Lands with the TLS issue.
+//! vigie-acme: where certificates come from and how handshakes find them.
+//!
+//! - [`resolver::CertResolver`]: the rustls certificate resolver the TLS listener asks on
+//!   every handshake. Its tables are swapped whole ([`arc_swap`]), so a new certificate is
+//!   served to the next connection without restarting anything or touching open ones.
+//! - [`local_ca::LocalCa`]: vigie's own CA for `tls = "internal"` (localhost, IP addresses),
+//!   created once in the state directory and reused.
+//! - [`pem`]: loading certificate chains and keys, reading their dates.
+//! - [`store`]: atomic, private file writes (temp file + rename, 0600 keys).
+//!
+//! This crate never depends on pingora.
+
+pub mod local_ca;
+pub mod pem;
+pub mod resolver;
+pub mod store;
+
+pub use local_ca::LocalCa;
+pub use pem::{CertError, CertInfo};
+pub use resolver::{CertResolver, CertTable};

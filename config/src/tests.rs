@@ -538,7 +538,7 @@ fn reference_and_example_are_valid() {
             .any(|w| w.message.starts_with("cache on this route")));
         assert!(c.warnings.iter().any(|w| w
             .message
-            .starts_with("tls = \"acme\" on site example.com: TLS termination")));
+            .starts_with("tls = \"acme\" on site example.com: ACME issuance")));
     }
     assert_eq!(parse(REFERENCE, "a").unwrap(), parse(EXAMPLE, "b").unwrap());
 }

@@ -23,7 +23,7 @@ use crate::raw::{
 /// Features that parse and validate but that the proxy does not act on yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Feature {
-    Tls,
+    Acme,
     RateLimit,
     Cache,
     AccessLog,
@@ -33,9 +33,9 @@ enum Feature {
 /// proxy, delete its line here: its keys stop producing a warning.
 const NOT_YET_IMPLEMENTED: &[(Feature, &str)] = &[
     (
-        Feature::Tls,
-        "TLS termination and ACME land in a later release: no certificate is obtained and sites \
-         are served on the http listeners only",
+        Feature::Acme,
+        "ACME issuance is not active yet: these names are served with a certificate from \
+         vigie's local CA until it lands",
     ),
     (
         Feature::RateLimit,
@@ -483,11 +483,6 @@ impl Validator<'_> {
         };
         let http = self.listeners(&raw.http);
         let https = self.listeners(&raw.https);
-        if let Some(h) = &raw.https {
-            if !https.is_empty() {
-                self.pending(Feature::Tls, self.key_at(h.span().start), "[server] https");
-            }
-        }
         let admin = match &raw.admin {
             None => Some((DEFAULT_ADMIN, 0)), // position unused: see `all` below
             Some(a) => match a.get_ref() {
@@ -568,7 +563,7 @@ impl Validator<'_> {
     }
 
     fn acme(&mut self, raw: &Spanned<RawAcme>) -> Acme {
-        self.pending(Feature::Tls, raw.span().start, "[acme]");
+        self.pending(Feature::Acme, raw.span().start, "[acme]");
         let a = raw.get_ref();
         let email = a.email.as_ref().and_then(|e| {
             self.check(e, |e| {
@@ -655,7 +650,6 @@ impl Validator<'_> {
             default_name: None,
         };
         let Some(raw) = raw else { return policy };
-        self.pending(Feature::Tls, raw.span().start, "[tls]");
         let t = raw.get_ref();
         if let Some(v) = &t.min_version {
             policy.min_version = self
@@ -1167,7 +1161,9 @@ impl Validator<'_> {
                 .get_ref()
                 .first()
                 .map_or("", |n| n.get_ref().as_str());
-            self.pending(Feature::Tls, key, &format!("tls = {kind} on site {site}"));
+            if kind == "\"acme\"" {
+                self.pending(Feature::Acme, key, &format!("tls = {kind} on site {site}"));
+            }
         }
 
         let site_layer = self.layer(

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use crate::reload::{self, Source};
+use crate::reload::{self, Live, Source};
 use crate::snapshot::SnapshotHandle;
 use crate::upstream::min_interval;
 
@@ -61,14 +61,14 @@ impl BackgroundService for HealthChecker {
 /// Reloads the configuration on SIGHUP: a valid one is swapped in, an invalid one is logged
 /// and the running one keeps serving.
 pub struct Reloader {
-    snapshots: SnapshotHandle,
+    live: Live,
     source: Arc<Source>,
 }
 
 impl Reloader {
-    /// A reloader that re-reads `source` into `snapshots`.
-    pub fn new(snapshots: SnapshotHandle, source: Arc<Source>) -> Self {
-        Reloader { snapshots, source }
+    /// A reloader that re-reads `source` into `live`.
+    pub fn new(live: Live, source: Arc<Source>) -> Self {
+        Reloader { live, source }
     }
 }
 
@@ -90,9 +90,9 @@ impl BackgroundService for Reloader {
                         return;
                     }
                     let source = self.source.clone();
-                    let snapshots = self.snapshots.clone();
+                    let live = self.live.clone();
                     // Reading and DNS resolution block: keep them off the async workers.
-                    let res = tokio::task::spawn_blocking(move || reload::reload(&source, &snapshots)).await;
+                    let res = tokio::task::spawn_blocking(move || reload::reload(&source, &live)).await;
                     if let Err(e) = res {
                         tracing::error!(error = %e, "reload task failed");
                     }

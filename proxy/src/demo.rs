@@ -2,9 +2,10 @@
 //! in a minute without writing a config or owning a domain.
 //!
 //! It writes a few pages under the system temp directory (`vigie-demo/`) and serves, on
-//! `http://localhost:8080`: static files at `/`, a fixed answer at `/hello`, a redirect at
-//! `/old`, and `/api/...` proxied (with an active health check) to vigie's own admin
-//! listener, which stands in for an API server.
+//! `https://localhost:8443` with a certificate from vigie's local CA (`http://localhost:8080`
+//! redirects there): static files at `/`, a fixed answer at `/hello`, a redirect at `/old`,
+//! and `/api/...` proxied (with an active health check) to vigie's own admin listener, which
+//! stands in for an API server.
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +43,7 @@ fn demo_toml(dir: &Path) -> String {
         r#"# vigie's embedded demo configuration.
 [server]
 http = ["127.0.0.1:8080"]
+https = ["127.0.0.1:8443"]
 admin = "127.0.0.1:9145"
 state_dir = "{d}/state"
 
@@ -49,6 +51,7 @@ state_dir = "{d}/state"
 "X-Content-Type-Options" = "nosniff"
 "X-Frame-Options" = "SAMEORIGIN"
 "Referrer-Policy" = "strict-origin-when-cross-origin"
+"Strict-Transport-Security" = "max-age=300"
 
 [upstreams.demo_api]
 servers = ["127.0.0.1:9145"]
@@ -56,6 +59,7 @@ health = {{ path = "/healthz", interval = "5s" }}
 
 [[sites]]
 names = ["localhost", "127.0.0.1"]
+tls = "internal"
 headers = "security"
 max_body = "1MiB"
 

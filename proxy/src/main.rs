@@ -23,6 +23,8 @@ enum Command {
     Run,
     /// Check the configuration like `nginx -t`: exit 0 with a summary, or list every error.
     Check,
+    /// Print the local CA certificate (PEM) to trust for `tls = "internal"` sites.
+    Ca,
 }
 
 fn source(cli: &Cli) -> Source {
@@ -69,6 +71,30 @@ fn check(source: &Source) -> ExitCode {
     }
 }
 
+fn print_ca(source: &Source) -> ExitCode {
+    let config = match reload::read(source) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    match vigie_acme::LocalCa::load_or_create(&config.server.state_dir) {
+        Ok(ca) => {
+            eprintln!(
+                "vigie: local CA certificate ({}):",
+                ca.cert_path().display()
+            );
+            print!("{}", ca.cert_pem());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vigie: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn run(source: Source) -> ExitCode {
     let snap = match reload::load(&source, None) {
         Ok(s) => s,
@@ -84,8 +110,9 @@ fn run(source: Source) -> ExitCode {
     init_tracing(&snap.config.log.level);
     if matches!(source, Source::Demo) {
         eprintln!(
-            "vigie: no -c given, running the embedded demo on http://localhost:8080 \
-             (pages in {})",
+            "vigie: no -c given, running the embedded demo on https://localhost:8443 \
+             (pages in {}; trust {}/state/ca/root.pem, or run `vigie ca`)",
+            vigie::demo::dir().display(),
             vigie::demo::dir().display()
         );
     }
@@ -103,6 +130,7 @@ fn main() -> ExitCode {
     let src = source(&cli);
     match cli.command {
         Some(Command::Check) => check(&src),
+        Some(Command::Ca) => print_ca(&src),
         Some(Command::Run) | None => run(src),
     }
 }

@@ -6,7 +6,28 @@ use std::sync::Arc;
 
 use vigie_config::{Config, ConfigErrors};
 
+use vigie_acme::CertResolver;
+
 use crate::snapshot::{BuildError, Snapshot, SnapshotHandle};
+
+/// What a reload updates: the snapshot the request path reads and the certificates the TLS
+/// listener serves.
+#[derive(Clone)]
+pub struct Live {
+    /// The current snapshot.
+    pub snapshots: SnapshotHandle,
+    /// The TLS certificate resolver.
+    pub certs: Arc<CertResolver>,
+}
+
+impl Live {
+    /// Make `snap` current: certificates first, so a request routed by the new snapshot to a
+    /// new TLS site finds its certificate.
+    pub fn apply(&self, snap: Snapshot) {
+        self.certs.set_configured(snap.certs.clone());
+        self.snapshots.store(Arc::new(snap));
+    }
+}
 
 /// Where the configuration comes from.
 #[derive(Debug, Clone)]
@@ -63,8 +84,8 @@ pub fn load(source: &Source, previous: Option<&Snapshot>) -> Result<Snapshot, Lo
 
 /// Reload into `snapshots`: swap on success, keep the running snapshot on failure.
 /// Returns whether the new configuration was applied.
-pub fn reload(source: &Source, snapshots: &SnapshotHandle) -> bool {
-    let current = snapshots.load_full();
+pub fn reload(source: &Source, live: &Live) -> bool {
+    let current = live.snapshots.load_full();
     match load(source, Some(&current)) {
         Ok(next) => {
             if next.config.server != current.config.server {
@@ -76,7 +97,7 @@ pub fn reload(source: &Source, snapshots: &SnapshotHandle) -> bool {
             for w in &next.config.warnings {
                 tracing::warn!(line = w.line, col = w.col, "{}", w.message);
             }
-            snapshots.store(Arc::new(next));
+            live.apply(next);
             tracing::info!(source = %source.name(), "configuration reloaded");
             true
         }

@@ -13,9 +13,12 @@ use pingora::services::listening::Service;
 
 use crate::admin::Admin;
 use crate::background::{HealthChecker, Reloader};
-use crate::reload::Source;
+use crate::listener::TlsFront;
+use crate::reload::{Live, Source};
 use crate::service::Vigie;
 use crate::snapshot::{Snapshot, SnapshotHandle};
+use crate::tls;
+use vigie_acme::CertResolver;
 
 fn tcp_options(addr: &std::net::SocketAddr) -> TcpSocketOptions {
     let mut opts = TcpSocketOptions::default();
@@ -53,13 +56,14 @@ pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
     for w in &snap.config.warnings {
         tracing::warn!(line = w.line, col = w.col, "{}", w.message);
     }
-    if !server_cfg.https.is_empty() {
-        tracing::warn!(
-            "https listeners are configured but TLS termination lands in a later release: \
-             they are not bound"
-        );
-    }
+    let certs = Arc::new(CertResolver::new());
+    certs.set_configured(snap.certs.clone());
+    let min_tls = snap.config.tls.min_version;
     let handle: SnapshotHandle = Arc::new(ArcSwap::from_pointee(snap));
+    let live = Live {
+        snapshots: handle.clone(),
+        certs: certs.clone(),
+    };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
@@ -74,6 +78,17 @@ pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
     }
     server.add_service(proxy);
 
+    if !server_cfg.https.is_empty() {
+        let tls_config = tls::server_config(min_tls, certs)
+            .map_err(|e| anyhow::anyhow!("cannot build the TLS configuration: {e}"))?;
+        let app = pingora::proxy::http_proxy(&server.configuration, Vigie::new(handle.clone()));
+        let mut https = Service::new("vigie https".to_string(), TlsFront::new(tls_config, app));
+        for addr in &server_cfg.https {
+            https.add_tcp_with_settings(&addr.to_string(), tcp_options(addr));
+        }
+        server.add_service(https);
+    }
+
     if let Some(addr) = server_cfg.admin {
         let mut admin = Service::new("vigie admin".to_string(), Admin::new(handle.clone()));
         admin.add_tcp_with_settings(&addr.to_string(), tcp_options(&addr));
@@ -85,8 +100,9 @@ pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
     ));
     server.add_service(background_service(
         "vigie reload",
-        Reloader::new(handle, Arc::new(source)),
+        Reloader::new(live, Arc::new(source)),
     ));
-    tracing::info!(http = ?server_cfg.http, admin = ?server_cfg.admin, "vigie starting");
+    tracing::info!(http = ?server_cfg.http, https = ?server_cfg.https, admin = ?server_cfg.admin,
+        "vigie starting");
     server.run_forever()
 }

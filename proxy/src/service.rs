@@ -107,6 +107,13 @@ impl Vigie {
         };
         ctx.host = Some(host);
         ctx.site = Some(site.index);
+        if site.tls && !forwarded::is_tls(session) {
+            if let Some(port) = snap.https_port {
+                let host = ctx.host.as_deref().unwrap_or_default();
+                respond::to_https(session, host, port).await?;
+                return Ok(true);
+            }
+        }
         let Some(path) = normalize_path(session.req_header().uri.path()) else {
             filters::send_error(session, 400, "invalid path", None).await?;
             return Ok(true);

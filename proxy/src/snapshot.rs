@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
+use vigie_acme::{CertError, CertTable};
 use vigie_config::{Config, HostPattern, Route};
 
 use crate::upstream::{UpstreamError, UpstreamGroup};
@@ -28,6 +29,8 @@ pub struct SiteRuntime {
     pub label: String,
     /// Routes, longest prefix first.
     pub routes: Vec<Route>,
+    /// Whether the site has a certificate (plain-HTTP requests to it are redirected to HTTPS).
+    pub tls: bool,
 }
 
 /// Everything a request needs, frozen at build time.
@@ -43,6 +46,10 @@ pub struct Snapshot {
     wildcards: Vec<(String, usize)>,
     /// Upstream groups by name.
     pub upstreams: BTreeMap<String, Arc<UpstreamGroup>>,
+    /// Certificates from files and the local CA, for the TLS resolver.
+    pub certs: CertTable,
+    /// Port of the first HTTPS listener, for redirects from HTTP.
+    pub https_port: Option<u16>,
 }
 
 /// Why a snapshot could not be built from a valid config.
@@ -51,6 +58,9 @@ pub enum BuildError {
     /// An upstream group could not be built.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// A certificate or key could not be loaded or issued.
+    #[error(transparent)]
+    Cert(#[from] CertError),
 }
 
 impl Snapshot {
@@ -89,10 +99,15 @@ impl Snapshot {
                 index,
                 label,
                 routes: site.routes.clone(),
+                tls: site.tls.is_some(),
             });
         }
         wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
+        let certs = crate::tls::configured_table(&config)?;
+        let https_port = config.server.https.first().map(|a| a.port());
         Ok(Snapshot {
+            certs,
+            https_port,
             config: Arc::new(config),
             loaded_at: SystemTime::now(),
             sites,

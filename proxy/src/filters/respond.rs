@@ -55,3 +55,28 @@ pub async fn redirect(
     )
     .await
 }
+
+/// Redirect a plain-HTTP request to the same host, path and query over HTTPS (nginx's
+/// `return 301 https://$host$request_uri`): 301 for GET and HEAD, 308 otherwise so that the
+/// method and body are kept. The port is written only when it is not 443.
+pub async fn to_https(session: &mut Session, host: &str, port: u16) -> Result<()> {
+    let https = expand_target("https://$host$request_uri", session, host, "https");
+    let location = if port == 443 {
+        https
+    } else {
+        let authority = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        https.replacen(host, &authority, 1)
+    };
+    let method = &session.req_header().method;
+    let status = if method == http::Method::GET || method == http::Method::HEAD {
+        301
+    } else {
+        308
+    };
+    session.set_keepalive(None);
+    redirect(session, status, &location, &HeaderOps::default()).await
+}
