@@ -8,3 +8,4 @@ mod balancing;
 mod check;
 mod proxying;
 mod routing;
+mod tls;

@@ -5,6 +5,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod origin;
+pub mod tls;
 pub mod vigie;
 
 use std::future::Future;

@@ -24,12 +24,15 @@ pub struct Vigie {
     pub http: String,
     /// `127.0.0.1:PORT` of the admin listener.
     pub admin: String,
+    /// `127.0.0.1:PORT` for `{https}` (bound only if the config uses it).
+    pub https: String,
     /// The config file path.
     pub config: PathBuf,
 }
 
-fn fill(template: &str, http: &str, admin: &str, state: &Path) -> String {
+fn fill(template: &str, http: &str, https: &str, admin: &str, state: &Path) -> String {
     template
+        .replace("{https}", https)
         .replace("{http}", http)
         .replace("{admin}", admin)
         .replace("{state}", &state.display().to_string())
@@ -41,9 +44,11 @@ impl Vigie {
         let dir = tempfile::tempdir().expect("tempdir");
         let http = format!("127.0.0.1:{}", free_port());
         let admin = format!("127.0.0.1:{}", free_port());
+        let https = format!("127.0.0.1:{}", free_port());
         let state = dir.path().join("state");
         let config = dir.path().join("vigie.toml");
-        std::fs::write(&config, fill(template, &http, &admin, &state)).expect("write config");
+        std::fs::write(&config, fill(template, &http, &https, &admin, &state))
+            .expect("write config");
         let log = std::fs::File::create(dir.path().join("vigie.log")).expect("log file");
         let child = Command::new(bin())
             .arg("run")
@@ -62,16 +67,18 @@ impl Vigie {
             dir,
             http,
             admin,
+            https,
             config,
         };
-        v.wait_ready().await;
+        v.wait_ready(template.contains("{https}")).await;
         v
     }
 
-    async fn wait_ready(&mut self) {
+    async fn wait_ready(&mut self, tls: bool) {
         let health = format!("http://{}/healthz", self.admin);
         let client = super::client();
         let http = self.http.clone();
+        let https = self.https.clone();
         let start = std::time::Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -85,7 +92,9 @@ impl Vigie {
                 .send()
                 .await
                 .is_ok_and(|r| r.status() == 200);
-            if admin_up && tokio::net::TcpStream::connect(&http).await.is_ok() {
+            let http_up = tokio::net::TcpStream::connect(&http).await.is_ok();
+            let https_up = !tls || tokio::net::TcpStream::connect(&https).await.is_ok();
+            if admin_up && http_up && https_up {
                 return;
             }
             if start.elapsed() > Duration::from_secs(20) {
@@ -98,6 +107,35 @@ impl Vigie {
     /// `http://127.0.0.1:PORT` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.http, path)
+    }
+
+    /// The state directory.
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// An HTTPS client that resolves every name in `names` to the HTTPS listener and trusts
+    /// `roots`.
+    pub fn https_client(&self, names: &[&str], roots: &[reqwest::Certificate]) -> reqwest::Client {
+        let addr: std::net::SocketAddr = self.https.parse().expect("https addr");
+        let mut b = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_built_in_root_certs(false)
+            .timeout(Duration::from_secs(10));
+        for n in names {
+            b = b.resolve(n, addr);
+        }
+        for r in roots {
+            b = b.add_root_certificate(r.clone());
+        }
+        b.build().expect("https client")
+    }
+
+    /// `https://NAME:PORT` + `path` for the HTTPS listener.
+    pub fn https_url(&self, name: &str, path: &str) -> String {
+        let port = self.https.rsplit(':').next().unwrap_or_default();
+        format!("https://{name}:{port}{path}")
     }
 
     /// GET `path` with `Host: host`.
@@ -125,7 +163,7 @@ impl Vigie {
         let state = self.dir.path().join("state");
         std::fs::write(
             &self.config,
-            fill(template, &self.http, &self.admin, &state),
+            fill(template, &self.http, &self.https, &self.admin, &state),
         )
         .expect("rewrite config");
     }

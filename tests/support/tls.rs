@@ -1,0 +1,176 @@
+//! TLS test helpers: certificate authorities made with rcgen, and a raw rustls client that
+//! records what the server presented (leaf certificate, ALPN, version).
+
+use std::sync::{Arc, Mutex};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+/// A throwaway CA for tests.
+pub struct TestCa {
+    /// The CA certificate, PEM.
+    pub pem: String,
+    params: CertificateParams,
+    key: KeyPair,
+}
+
+impl TestCa {
+    /// A new CA named `name`.
+    pub fn new(name: &str) -> TestCa {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        TestCa {
+            pem: cert.pem(),
+            params,
+            key,
+        }
+    }
+
+    /// A leaf for `names`: (chain PEM, key PEM).
+    pub fn leaf(&self, names: &[&str]) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (format!("{}{}", cert.pem(), self.pem), key.serialize_pem())
+    }
+
+    /// Write a leaf for `names` as `dir/stem.pem` and `dir/stem.key`; returns both paths.
+    pub fn write_leaf(
+        &self,
+        dir: &std::path::Path,
+        stem: &str,
+        names: &[&str],
+    ) -> (String, String) {
+        let (cert, key) = self.leaf(names);
+        let c = dir.join(format!("{stem}.pem"));
+        let k = dir.join(format!("{stem}.key"));
+        std::fs::write(&c, cert).unwrap();
+        std::fs::write(&k, key).unwrap();
+        (c.display().to_string(), k.display().to_string())
+    }
+
+    /// The CA as a reqwest root certificate.
+    pub fn reqwest_root(&self) -> reqwest::Certificate {
+        reqwest::Certificate::from_pem(self.pem.as_bytes()).unwrap()
+    }
+}
+
+#[derive(Debug)]
+struct Recorder {
+    leaf: Mutex<Option<Vec<u8>>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        *self.leaf.lock().unwrap() = Some(end_entity.to_vec());
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// What a handshake showed.
+#[derive(Debug)]
+pub struct Handshake {
+    /// Facts of the leaf certificate the server presented.
+    pub leaf: vigie_acme::CertInfo,
+    /// The negotiated ALPN protocol.
+    pub alpn: Option<Vec<u8>>,
+    /// The negotiated version.
+    pub version: Option<rustls::ProtocolVersion>,
+}
+
+/// Handshake with `addr`, sending `sni` (an IP address sends no SNI), offering `alpn`,
+/// allowing only `versions`. Accepts any certificate and records it.
+pub async fn handshake(
+    addr: &str,
+    sni: &str,
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<Handshake, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let recorder = Arc::new(Recorder {
+        leaf: Mutex::new(None),
+        provider: provider.clone(),
+    });
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(recorder.clone())
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(sni.to_string()).map_err(|e| e.to_string())?;
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_, conn) = tls.get_ref();
+    let leaf = recorder
+        .leaf
+        .lock()
+        .unwrap()
+        .clone()
+        .ok_or("no certificate")?;
+    Ok(Handshake {
+        leaf: vigie_acme::pem::info(&leaf, "server leaf").map_err(|e| e.to_string())?,
+        alpn: conn.alpn_protocol().map(|p| p.to_vec()),
+        version: conn.protocol_version(),
+    })
+}
+
+/// TLS 1.3 and 1.2.
+pub const ALL: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];

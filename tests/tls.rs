@@ -1,0 +1,291 @@
+//! TLS termination: real handshakes against the real binary.
+
+use std::time::Duration;
+
+use crate::support::tls::{handshake, TestCa, ALL};
+use crate::support::{client, wait_until, Origin, Vigie};
+
+fn files_config(origin: &str, a: &(String, String), b: &(String, String), extra: &str) -> String {
+    format!(
+        r#"
+[server]
+http = ["{{http}}"]
+https = ["{{https}}"]
+admin = "{{admin}}"
+state_dir = "{{state}}"
+{extra}
+[headers.hsts]
+"Strict-Transport-Security" = "max-age=63072000; includeSubDomains"
+
+[upstreams.app]
+servers = ["{origin}"]
+
+[[sites]]
+names = ["a.test"]
+tls = {{ cert = "{}", key = "{}" }}
+headers = "hsts"
+  [[sites.routes]]
+  path = "/"
+  upstream = "app"
+
+[[sites]]
+names = ["b.test", "*.b.test"]
+tls = {{ cert = "{}", key = "{}" }}
+  [[sites.routes]]
+  path = "/"
+  respond = {{ body = "b\n" }}
+
+[[sites]]
+names = ["plain.test"]
+  [[sites.routes]]
+  path = "/"
+  respond = {{ body = "plain\n" }}
+"#,
+        a.0, a.1, b.0, b.1
+    )
+}
+
+struct Setup {
+    origin: Origin,
+    ca_a: TestCa,
+    ca_b: TestCa,
+    dir: tempfile::TempDir,
+    a: (String, String),
+    b: (String, String),
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_a = TestCa::new("CA A");
+    let ca_b = TestCa::new("CA B");
+    let a = ca_a.write_leaf(dir.path(), "a", &["a.test"]);
+    let b = ca_b.write_leaf(dir.path(), "b", &["b.test", "*.b.test"]);
+    Setup {
+        origin: Origin::start("app").await,
+        ca_a,
+        ca_b,
+        dir,
+        a,
+        b,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sni_picks_the_certificate_and_h2_is_negotiated() {
+    let s = setup().await;
+    let v = Vigie::start(&files_config(&s.origin.addr_str(), &s.a, &s.b, "")).await;
+    let names = ["a.test", "b.test", "x.b.test"];
+    let trusts_a = v.https_client(&names, &[s.ca_a.reqwest_root()]);
+    let trusts_b = v.https_client(&names, &[s.ca_b.reqwest_root()]);
+
+    let r = trusts_a
+        .get(v.https_url("a.test", "/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2, "ALPN h2");
+    assert_eq!(
+        r.headers()["strict-transport-security"],
+        "max-age=63072000; includeSubDomains"
+    );
+    assert_eq!(s.origin.seen()[0].headers["x-forwarded-proto"], "https");
+    // b.test is served CA B's certificate: a client trusting only CA A refuses it.
+    assert!(trusts_a
+        .get(v.https_url("b.test", "/"))
+        .send()
+        .await
+        .is_err());
+    let r = trusts_b
+        .get(v.https_url("b.test", "/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "b\n");
+    // The wildcard certificate covers a subdomain.
+    let r = trusts_b
+        .get(v.https_url("x.b.test", "/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "b\n");
+    // HTTP/1.1 only clients work too.
+    let h = handshake(&v.https, "a.test", &[b"http/1.1"], ALL)
+        .await
+        .unwrap();
+    assert_eq!(h.alpn.as_deref(), Some(&b"http/1.1"[..]));
+    assert_eq!(h.leaf.names, vec!["a.test"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_sni_gets_the_default_and_protocol_policy_holds() {
+    let s = setup().await;
+    let extra = "[tls]\ndefault_name = \"b.test\"\nmin_version = \"1.2\"\n";
+    let v = Vigie::start(&files_config(&s.origin.addr_str(), &s.a, &s.b, extra)).await;
+    // An IP address as server name: rustls sends no SNI.
+    let h = handshake(&v.https, "127.0.0.1", &[b"h2"], ALL)
+        .await
+        .unwrap();
+    assert_eq!(h.leaf.names, vec!["b.test", "*.b.test"]);
+    assert_eq!(h.version, Some(rustls::ProtocolVersion::TLSv1_3));
+    // TLS 1.2 is accepted with min_version 1.2.
+    let h = handshake(&v.https, "a.test", &[], &[&rustls::version::TLS12])
+        .await
+        .unwrap();
+    assert_eq!(h.version, Some(rustls::ProtocolVersion::TLSv1_2));
+    // A client offering only acme-tls/1 never gets a real certificate.
+    assert!(handshake(&v.https, "a.test", &[b"acme-tls/1"], ALL)
+        .await
+        .is_err());
+
+    let v13 = Vigie::start(&files_config(
+        &s.origin.addr_str(),
+        &s.a,
+        &s.b,
+        "[tls]\nmin_version = \"1.3\"\n",
+    ))
+    .await;
+    let err = handshake(&v13.https, "a.test", &[], &[&rustls::version::TLS12])
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("ProtocolVersion") || err.contains("alert"),
+        "{err}"
+    );
+    assert!(handshake(&v13.https, "a.test", &[], ALL).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_redirects_to_https_keeping_path_and_query() {
+    let s = setup().await;
+    let v = Vigie::start(&files_config(&s.origin.addr_str(), &s.a, &s.b, "")).await;
+    let port = v.https.rsplit(':').next().unwrap().to_string();
+    let r = v.get("a.test", "/some/page?x=1&y=2").await;
+    assert_eq!(r.status(), 301);
+    assert_eq!(
+        r.headers()["location"],
+        format!("https://a.test:{port}/some/page?x=1&y=2")
+    );
+    let r = client()
+        .post(v.url("/form"))
+        .header("host", "b.test")
+        .body("data")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 308, "a POST keeps its method");
+    // A site without tls is served on plain HTTP.
+    assert_eq!(
+        v.get("plain.test", "/").await.text().await.unwrap(),
+        "plain\n"
+    );
+    assert_eq!(s.origin.count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certificates_are_replaced_on_reload_without_dropping_connections() {
+    let s = setup().await;
+    let cfg = files_config(&s.origin.addr_str(), &s.a, &s.b, "");
+    let v = Vigie::start(&cfg).await;
+    let before = handshake(&v.https, "a.test", &[], ALL).await.unwrap();
+    let c = v.https_client(&["a.test"], &[s.ca_a.reqwest_root()]);
+    assert_eq!(
+        c.get(v.https_url("a.test", "/1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // New certificate files, then SIGHUP.
+    s.ca_a.write_leaf(s.dir.path(), "a", &["a.test"]);
+    v.signal("HUP");
+    wait_until(Duration::from_secs(10), "the new certificate", || async {
+        handshake(&v.https, "a.test", &[], ALL)
+            .await
+            .is_ok_and(|h| h.leaf.serial != before.leaf.serial)
+    })
+    .await;
+    // The connection opened before the reload still works.
+    assert_eq!(
+        c.get(v.https_url("a.test", "/2"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // A broken key on reload: rejected, the current certificate keeps serving.
+    let current = handshake(&v.https, "a.test", &[], ALL).await.unwrap();
+    std::fs::write(&s.a.1, "not a key").unwrap();
+    v.signal("HUP");
+    v.wait_log("reload rejected").await;
+    assert!(v.log().contains("no private key found"), "{}", v.log());
+    let after = handshake(&v.https, "a.test", &[], ALL).await.unwrap();
+    assert_eq!(after.leaf.serial, current.leaf.serial);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn internal_ca_serves_localhost_with_no_network() {
+    let cfg = r#"
+[server]
+http = ["{http}"]
+https = ["{https}"]
+admin = "{admin}"
+state_dir = "{state}"
+
+[[sites]]
+names = ["localhost", "127.0.0.1"]
+tls = "internal"
+  [[sites.routes]]
+  path = "/"
+  respond = { body = "local\n" }
+"#;
+    let v = Vigie::start(cfg).await;
+    // `vigie ca` prints the CA that the running instance uses.
+    let out = std::process::Command::new(crate::support::vigie::bin())
+        .args(["ca", "-c"])
+        .arg(&v.config)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let ca_pem = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        ca_pem,
+        std::fs::read_to_string(v.state().join("ca/root.pem")).unwrap()
+    );
+    let root = reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap();
+    let c = v.https_client(&["localhost"], std::slice::from_ref(&root));
+    let r = c.get(v.https_url("localhost", "/")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "local\n");
+    let r = v
+        .https_client(&[], &[root])
+        .get(v.https_url("127.0.0.1", "/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "local\n");
+    // The CA key is private.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(v.state().join("ca/root.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_missing_certificate_file_is_a_check_error() {
+    let text = "[server]\nhttps = [\"127.0.0.1:8443\"]\nadmin = false\n\
+        [[sites]]\nnames = [\"a.test\"]\ntls = { cert = \"/nonexistent/a.pem\", key = \"/nonexistent/a.key\" }\n\
+        [[sites.routes]]\npath = \"/\"\nrespond = {}\n";
+    let out = crate::support::check(text);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("test.toml: cannot read /nonexistent/a.pem: No such file"),
+        "{stderr}"
+    );
+}
