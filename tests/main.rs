@@ -4,6 +4,7 @@
 
 mod support;
 
+mod acme;
 mod balancing;
 mod check;
 mod proxying;

@@ -11,10 +11,12 @@
 //! This crate never depends on pingora.
 
 pub mod local_ca;
+pub mod manager;
 pub mod pem;
 pub mod resolver;
 pub mod store;
 
 pub use local_ca::LocalCa;
+pub use manager::{Http01Tokens, Manager, Status};
 pub use pem::{CertError, CertInfo};
 pub use resolver::{CertResolver, CertTable};

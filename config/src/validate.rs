@@ -23,7 +23,6 @@ use crate::raw::{
 /// Features that parse and validate but that the proxy does not act on yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Feature {
-    Acme,
     RateLimit,
     Cache,
     AccessLog,
@@ -32,11 +31,6 @@ enum Feature {
 /// Not-yet-implemented features and what their warning says. When a feature lands in the
 /// proxy, delete its line here: its keys stop producing a warning.
 const NOT_YET_IMPLEMENTED: &[(Feature, &str)] = &[
-    (
-        Feature::Acme,
-        "ACME issuance is not active yet: these names are served with a certificate from \
-         vigie's local CA until it lands",
-    ),
     (
         Feature::RateLimit,
         "rate limiting is not enforced yet: requests pass unlimited",
@@ -563,7 +557,6 @@ impl Validator<'_> {
     }
 
     fn acme(&mut self, raw: &Spanned<RawAcme>) -> Acme {
-        self.pending(Feature::Acme, raw.span().start, "[acme]");
         let a = raw.get_ref();
         let email = a.email.as_ref().and_then(|e| {
             self.check(e, |e| {
@@ -1141,7 +1134,7 @@ impl Validator<'_> {
             names.push(pattern);
         }
 
-        if let (Some(t), Some(kind)) = (&s.tls, &tls) {
+        if let (Some(t), Some(_)) = (&s.tls, &tls) {
             let key = self.key_at(t.span().start);
             if !refs.https_listeners {
                 self.error(
@@ -1150,19 +1143,6 @@ impl Validator<'_> {
                      \"0.0.0.0:443\" \
                      in https, or no tls on this site",
                 );
-            }
-            let kind = match kind {
-                SiteTls::Acme => "\"acme\"",
-                SiteTls::Internal => "\"internal\"",
-                SiteTls::Files { .. } => "{ cert, key }",
-            };
-            let site = s
-                .names
-                .get_ref()
-                .first()
-                .map_or("", |n| n.get_ref().as_str());
-            if kind == "\"acme\"" {
-                self.pending(Feature::Acme, key, &format!("tls = {kind} on site {site}"));
             }
         }
 

@@ -1,27 +1,34 @@
-//! The admin listener (loopback by default): `/healthz` now; `/metrics` and the certificate
-//! and purge APIs join it in their own issues.
+//! The admin listener (loopback by default): `/healthz`, and the certificate API used by
+//! `vigie cert`. `/metrics` and the purge API join it in their own issues.
 //!
-//! `/healthz` answers 200 with the loaded configuration's age when the process is up and a
-//! snapshot is loaded (there is always one once listeners are bound).
+//! - `GET /healthz`: 200 with the loaded configuration's age, once a snapshot is loaded.
+//! - `GET /certs`: one line per ACME-managed site: names, issuer, not-after, next renewal,
+//!   failures and the last error.
+//! - `POST /certs/renew?name=NAME&force=1`: renew now (one site, or all without `name`) and
+//!   answer once the pass is over, so the new certificate is live when the answer arrives.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
+use vigie_acme::{Manager, Status};
 
-use crate::snapshot::SnapshotHandle;
+use crate::background::acme_sites;
+use crate::reload::Live;
 
 /// The admin HTTP application.
 pub struct Admin {
-    snapshots: SnapshotHandle,
+    live: Live,
+    manager: Option<Arc<Manager>>,
 }
 
 impl Admin {
-    /// An admin app reading from `snapshots`.
-    pub fn new(snapshots: SnapshotHandle) -> Self {
-        Admin { snapshots }
+    /// An admin app over the live state and the ACME manager.
+    pub fn new(live: Live, manager: Option<Arc<Manager>>) -> Self {
+        Admin { live, manager }
     }
 }
 
@@ -35,13 +42,76 @@ fn text(status: u16, body: String) -> Response<Vec<u8>> {
         .unwrap_or_else(|_| Response::new(Vec::new()))
 }
 
+fn date(t: Option<SystemTime>) -> String {
+    t.map_or_else(|| "-".to_string(), httpdate::fmt_http_date)
+}
+
+/// One line per site, tab-separated: names, issuer, not-after, renew-at, failures, error.
+pub fn format_status(list: &[Status]) -> String {
+    let mut out =
+        String::from("names\tissuer\tnot_after\trenew_at\tserial\tfailures\tlast_error\n");
+    for s in list {
+        let cert = s.cert.as_ref();
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            s.names.join(","),
+            cert.map_or("-", |c| c.issuer.as_str()),
+            date(cert.map(|c| c.not_after)),
+            date(s.renew_at),
+            cert.map_or("-", |c| c.serial.as_str()),
+            s.failures,
+            s.last_error.as_deref().unwrap_or("-"),
+        ));
+    }
+    out
+}
+
+fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+impl Admin {
+    async fn renew(&self, query: &str) -> Response<Vec<u8>> {
+        let Some(manager) = &self.manager else {
+            return text(404, "no ACME manager\n".into());
+        };
+        let snap = self.live.snapshots.load_full();
+        let Some(acme) = &snap.config.acme else {
+            return text(409, "no site uses tls = \"acme\"\n".into());
+        };
+        let name = query_param(query, "name").filter(|n| !n.is_empty());
+        let force = matches!(query_param(query, "force"), Some("1" | "true" | ""));
+        let sites = acme_sites(&snap.config);
+        if let Some(n) = name {
+            if !sites.iter().flatten().any(|x| x.eq_ignore_ascii_case(n)) {
+                return text(404, format!("{n} is not an ACME-managed name\n"));
+            }
+        }
+        manager.request(name, force).await;
+        manager.run_once(acme, &sites).await;
+        let list: Vec<Status> = manager
+            .status()
+            .into_iter()
+            .filter(|s| name.is_none_or(|n| s.names.iter().any(|x| x.eq_ignore_ascii_case(n))))
+            .collect();
+        let failed = list.iter().any(|s| s.last_error.is_some());
+        text(if failed { 502 } else { 200 }, format_status(&list))
+    }
+}
+
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path().to_string();
-        match path.as_str() {
-            "/healthz" => {
-                let snap = self.snapshots.load();
+        let query = session.req_header().uri.query().unwrap_or("").to_string();
+        let post = session.req_header().method == http::Method::POST;
+        match (path.as_str(), post) {
+            ("/healthz", false) => {
+                let snap = self.live.snapshots.load();
                 let age = SystemTime::now()
                     .duration_since(snap.loaded_at)
                     .map_or(0, |d| d.as_secs());
@@ -53,6 +123,15 @@ impl ServeHttp for Admin {
                     ),
                 )
             }
+            ("/certs", false) => {
+                let list = self
+                    .manager
+                    .as_ref()
+                    .map(|m| m.status())
+                    .unwrap_or_default();
+                text(200, format_status(&list))
+            }
+            ("/certs/renew", true) => self.renew(&query).await,
             _ => text(404, "404 Not Found\n".to_string()),
         }
     }

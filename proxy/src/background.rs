@@ -102,3 +102,65 @@ impl BackgroundService for Reloader {
         }
     }
 }
+
+/// Orders and renews the certificates of `tls = "acme"` sites, following the current
+/// snapshot's sites and `[acme]` settings.
+pub struct AcmeService {
+    live: Live,
+    manager: Arc<vigie_acme::Manager>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl AcmeService {
+    /// A service driving `manager`; notifying `wake` runs a pass at once.
+    pub fn new(
+        live: Live,
+        manager: Arc<vigie_acme::Manager>,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        AcmeService {
+            live,
+            manager,
+            wake,
+        }
+    }
+}
+
+/// The name lists of the sites with `tls = "acme"`.
+pub fn acme_sites(config: &vigie_config::Config) -> Vec<Vec<String>> {
+    config
+        .sites
+        .iter()
+        .filter(|s| s.tls == Some(vigie_config::SiteTls::Acme))
+        .map(|s| {
+            s.names
+                .iter()
+                .map(|n| match n {
+                    vigie_config::HostPattern::Exact(n) => n.clone(),
+                    vigie_config::HostPattern::Wildcard(w) => format!("*.{w}"),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[async_trait]
+impl BackgroundService for AcmeService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            let snap = self.live.snapshots.load_full();
+            let wait = match &snap.config.acme {
+                Some(acme) => {
+                    let sites = acme_sites(&snap.config);
+                    self.manager.run_once(acme, &sites).await
+                }
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

@@ -25,6 +25,25 @@ enum Command {
     Check,
     /// Print the local CA certificate (PEM) to trust for `tls = "internal"` sites.
     Ca,
+    /// ACME certificates of the running instance (through its admin listener).
+    Cert {
+        #[command(subcommand)]
+        action: CertAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CertAction {
+    /// Names, issuer, expiry, next renewal and last error of each managed certificate.
+    List,
+    /// Renew now (like `certbot renew`); the new certificate is live when this returns.
+    Renew {
+        /// Renew even if the certificate is not due (like `--force-renewal`).
+        #[arg(long)]
+        force: bool,
+        /// Only the site serving this name.
+        name: Option<String>,
+    },
 }
 
 fn source(cli: &Cli) -> Source {
@@ -41,6 +60,7 @@ fn init_tracing(level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -95,6 +115,72 @@ fn print_ca(source: &Source) -> ExitCode {
     }
 }
 
+/// A request to the admin listener; returns the status and body.
+fn admin_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    target: &str,
+) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(300)))?;
+    write!(
+        s,
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    Ok((status, body))
+}
+
+fn cert(source: &Source, action: &CertAction) -> ExitCode {
+    let config = match reload::read(source) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let Some(admin) = config.server.admin else {
+        eprintln!("vigie: [server] admin is off: `vigie cert` talks to the admin listener");
+        return ExitCode::from(1);
+    };
+    let (method, target) = match action {
+        CertAction::List => ("GET", "/certs".to_string()),
+        CertAction::Renew { force, name } => {
+            let mut t = format!("/certs/renew?force={}", u8::from(*force));
+            if let Some(n) = name {
+                t.push_str(&format!("&name={n}"));
+            }
+            ("POST", t)
+        }
+    };
+    match admin_request(admin, method, &target) {
+        Ok((status, body)) => {
+            print!("{body}");
+            if status == 200 {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("vigie: the admin listener answered {status}");
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("vigie: cannot reach the admin listener at {admin}: {e} (is vigie running?)");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn run(source: Source) -> ExitCode {
     let snap = match reload::load(&source, None) {
         Ok(s) => s,
@@ -128,9 +214,10 @@ fn run(source: Source) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let src = source(&cli);
-    match cli.command {
+    match &cli.command {
         Some(Command::Check) => check(&src),
         Some(Command::Ca) => print_ca(&src),
+        Some(Command::Cert { action }) => cert(&src, action),
         Some(Command::Run) | None => run(src),
     }
 }

@@ -18,6 +18,8 @@ pub struct Live {
     pub snapshots: SnapshotHandle,
     /// The TLS certificate resolver.
     pub certs: Arc<CertResolver>,
+    /// Wakes the ACME service (new or changed `tls = "acme"` sites are ordered at once).
+    pub acme_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Live {
@@ -26,6 +28,7 @@ impl Live {
     pub fn apply(&self, snap: Snapshot) {
         self.certs.set_configured(snap.certs.clone());
         self.snapshots.store(Arc::new(snap));
+        self.acme_wake.notify_one();
     }
 }
 

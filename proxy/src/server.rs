@@ -12,13 +12,13 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use crate::admin::Admin;
-use crate::background::{HealthChecker, Reloader};
+use crate::background::{AcmeService, HealthChecker, Reloader};
 use crate::listener::TlsFront;
 use crate::reload::{Live, Source};
 use crate::service::Vigie;
 use crate::snapshot::{Snapshot, SnapshotHandle};
 use crate::tls;
-use vigie_acme::CertResolver;
+use vigie_acme::{CertResolver, Http01Tokens, Manager};
 
 fn tcp_options(addr: &std::net::SocketAddr) -> TcpSocketOptions {
     let mut opts = TcpSocketOptions::default();
@@ -60,19 +60,36 @@ pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
     certs.set_configured(snap.certs.clone());
     let min_tls = snap.config.tls.min_version;
     let handle: SnapshotHandle = Arc::new(ArcSwap::from_pointee(snap));
+    let acme_wake = Arc::new(tokio::sync::Notify::new());
     let live = Live {
         snapshots: handle.clone(),
         certs: certs.clone(),
+        acme_wake: acme_wake.clone(),
     };
+    let tokens = Arc::new(Http01Tokens::default());
+    let mut manager = Manager::new(&state, certs.clone(), tokens.clone());
+    // First retry delay after a failed order (doubling, capped at 8x); for tests and for
+    // operators who want a faster first retry than the default minute.
+    if let Some(base) = std::env::var("VIGIE_ACME_RETRY_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map(std::time::Duration::from_secs_f64)
+    {
+        manager = manager.with_retry(base, base * 8);
+    }
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
     let mut options = HttpServerOptions::default();
     options.h2c = true;
-    let mut proxy = ProxyServiceBuilder::new(&server.configuration, Vigie::new(handle.clone()))
-        .name("vigie http")
-        .server_options(options)
-        .build();
+    let mut proxy = ProxyServiceBuilder::new(
+        &server.configuration,
+        Vigie::new(handle.clone(), tokens.clone()),
+    )
+    .name("vigie http")
+    .server_options(options)
+    .build();
     for addr in &server_cfg.http {
         proxy.add_tcp_with_settings(&addr.to_string(), tcp_options(addr));
     }
@@ -81,7 +98,10 @@ pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
     if !server_cfg.https.is_empty() {
         let tls_config = tls::server_config(min_tls, certs)
             .map_err(|e| anyhow::anyhow!("cannot build the TLS configuration: {e}"))?;
-        let app = pingora::proxy::http_proxy(&server.configuration, Vigie::new(handle.clone()));
+        let app = pingora::proxy::http_proxy(
+            &server.configuration,
+            Vigie::new(handle.clone(), tokens.clone()),
+        );
         let mut https = Service::new("vigie https".to_string(), TlsFront::new(tls_config, app));
         for addr in &server_cfg.https {
             https.add_tcp_with_settings(&addr.to_string(), tcp_options(addr));
@@ -90,13 +110,18 @@ pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
     }
 
     if let Some(addr) = server_cfg.admin {
-        let mut admin = Service::new("vigie admin".to_string(), Admin::new(handle.clone()));
+        let admin_app = Admin::new(live.clone(), Some(manager.clone()));
+        let mut admin = Service::new("vigie admin".to_string(), admin_app);
         admin.add_tcp_with_settings(&addr.to_string(), tcp_options(&addr));
         server.add_service(admin);
     }
     server.add_service(background_service(
         "vigie health checks",
         HealthChecker::new(handle.clone()),
+    ));
+    server.add_service(background_service(
+        "vigie acme",
+        AcmeService::new(live.clone(), manager, acme_wake),
     ));
     server.add_service(background_service(
         "vigie reload",

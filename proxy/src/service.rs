@@ -16,16 +16,43 @@ use vigie_config::{Action, Balance, HashKey, Route};
 use crate::filters::{self, body_limit, client_ip, forwarded, respond, static_files};
 use crate::snapshot::{normalize_path, Snapshot, SnapshotHandle};
 use crate::upstream::{InflightGuard, UpstreamGroup};
+use vigie_acme::manager::HTTP01_PREFIX;
+use vigie_acme::Http01Tokens;
 
 /// The proxy: routes by host and path, answers or forwards.
 pub struct Vigie {
     snapshots: SnapshotHandle,
+    acme_tokens: Arc<Http01Tokens>,
 }
 
 impl Vigie {
-    /// A proxy reading from `snapshots`.
-    pub fn new(snapshots: SnapshotHandle) -> Self {
-        Vigie { snapshots }
+    /// A proxy reading from `snapshots`, answering the HTTP-01 challenges in `acme_tokens`.
+    pub fn new(snapshots: SnapshotHandle, acme_tokens: Arc<Http01Tokens>) -> Self {
+        Vigie {
+            snapshots,
+            acme_tokens,
+        }
+    }
+
+    /// Answer an ACME HTTP-01 validation request (any host, plain HTTP, never redirected or
+    /// limited). `Ok(true)` when answered.
+    async fn acme_challenge(&self, session: &mut Session) -> Result<bool> {
+        let Some(token) = session.req_header().uri.path().strip_prefix(HTTP01_PREFIX) else {
+            return Ok(false);
+        };
+        let Some(key_auth) = self.acme_tokens.get(token) else {
+            return Ok(false);
+        };
+        filters::send(
+            session,
+            200,
+            "application/octet-stream",
+            Bytes::from(key_auth),
+            &[],
+            None,
+        )
+        .await?;
+        Ok(true)
     }
 }
 
@@ -95,6 +122,9 @@ impl Vigie {
     async fn route_request(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let snap = ctx.snap.clone();
         ctx.client = client_ip::resolve(session, &snap.config.client_ip);
+        if !forwarded::is_tls(session) && self.acme_challenge(session).await? {
+            return Ok(true);
+        }
         let Some(host) = filters::request_host(session) else {
             filters::send_error(session, 400, "missing Host header", None).await?;
             return Ok(true);

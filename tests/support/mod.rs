@@ -5,6 +5,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod origin;
+pub mod pebble;
 pub mod tls;
 pub mod vigie;
 
@@ -12,7 +13,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 pub use origin::{Origin, WsOrigin};
-pub use vigie::{check, Vigie};
+pub use vigie::{check, Ports, Vigie};
 
 /// A port that was free a moment ago on 127.0.0.1 (the kernel picked it).
 pub fn free_port() -> u16 {

@@ -28,6 +28,58 @@ pub struct Vigie {
     pub https: String,
     /// The config file path.
     pub config: PathBuf,
+    env: Vec<(String, String)>,
+    tls: bool,
+}
+
+/// The three loopback addresses a vigie under test listens on.
+pub struct Ports {
+    /// `{http}`.
+    pub http: String,
+    /// `{https}`.
+    pub https: String,
+    /// `{admin}`.
+    pub admin: String,
+}
+
+impl Ports {
+    /// Three free ports on 127.0.0.1.
+    pub fn new() -> Ports {
+        Ports {
+            http: format!("127.0.0.1:{}", free_port()),
+            https: format!("127.0.0.1:{}", free_port()),
+            admin: format!("127.0.0.1:{}", free_port()),
+        }
+    }
+
+    /// Port number of an address.
+    pub fn port(addr: &str) -> u16 {
+        addr.rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port")
+    }
+}
+
+fn spawn(config: &Path, dir: &Path, env: &[(String, String)]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("vigie.log"))
+        .expect("log file");
+    Command::new(bin())
+        .arg("run")
+        .arg("-c")
+        .arg(config)
+        .env(
+            "RUST_LOG",
+            std::env::var("VIGIE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn vigie")
 }
 
 fn fill(template: &str, http: &str, https: &str, admin: &str, state: &Path) -> String {
@@ -41,40 +93,48 @@ fn fill(template: &str, http: &str, https: &str, admin: &str, state: &Path) -> S
 impl Vigie {
     /// Write `template` (with placeholders filled) and start vigie on it.
     pub async fn start(template: &str) -> Vigie {
+        Self::start_on(template, Ports::new(), &[]).await
+    }
+
+    /// Start on chosen ports with extra environment variables.
+    pub async fn start_on(template: &str, ports: Ports, env: &[(&str, &str)]) -> Vigie {
         let dir = tempfile::tempdir().expect("tempdir");
-        let http = format!("127.0.0.1:{}", free_port());
-        let admin = format!("127.0.0.1:{}", free_port());
-        let https = format!("127.0.0.1:{}", free_port());
         let state = dir.path().join("state");
         let config = dir.path().join("vigie.toml");
-        std::fs::write(&config, fill(template, &http, &https, &admin, &state))
-            .expect("write config");
-        let log = std::fs::File::create(dir.path().join("vigie.log")).expect("log file");
-        let child = Command::new(bin())
-            .arg("run")
-            .arg("-c")
-            .arg(&config)
-            .env(
-                "RUST_LOG",
-                std::env::var("VIGIE_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn vigie");
+        std::fs::write(
+            &config,
+            fill(template, &ports.http, &ports.https, &ports.admin, &state),
+        )
+        .expect("write config");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = spawn(&config, dir.path(), &env);
         let mut v = Vigie {
             child,
             dir,
-            http,
-            admin,
-            https,
+            http: ports.http,
+            admin: ports.admin,
+            https: ports.https,
             config,
+            env,
+            tls: template.contains("{https}"),
         };
-        v.wait_ready(template.contains("{https}")).await;
+        v.wait_ready().await;
         v
     }
 
-    async fn wait_ready(&mut self, tls: bool) {
+    /// Kill the process and start it again on the same config, state and ports.
+    pub async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.config, self.dir.path(), &self.env);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&mut self) {
+        let tls = self.tls;
         let health = format!("http://{}/healthz", self.admin);
         let client = super::client();
         let http = self.http.clone();
