@@ -171,3 +171,216 @@ async fn dns01_through_the_hook_issues_a_wildcard() {
         "{calls}"
     );
 }
+
+/// A client whose every request is a new TLS handshake, trusting only `root`.
+fn fresh_handshake_client(v: &Vigie, name: &str, root: &str) -> reqwest::Client {
+    let addr: std::net::SocketAddr = v.https.parse().unwrap();
+    reqwest::Client::builder()
+        .no_proxy()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).unwrap())
+        .resolve(name, addr)
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn short_lived_certificate_renews_by_itself_with_no_failed_handshake() {
+    let ports = Ports::new();
+    let validity = Duration::from_secs(30);
+    let p = Pebble::start(
+        Ports::port(&ports.http),
+        Ports::port(&ports.https),
+        Some(validity),
+    )
+    .await;
+    let name = "renew.example.com";
+    let v = Vigie::start_on(
+        &config(&p, "http-01", &format!("\"{name}\""), ""),
+        ports,
+        &[],
+    )
+    .await;
+    let first = wait_for_pebble_cert(&v, &p, name).await;
+    // Keep making verified requests, each on a new TLS connection, until a new certificate
+    // is served (due when a third of the 30 s lifetime remains).
+    let c = fresh_handshake_client(&v, name, &p.root().await);
+    let url = v.https_url(name, "/");
+    let (mut ok, mut failed) = (0u32, Vec::new());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let renewed = loop {
+        match c.get(&url).send().await {
+            Ok(r) if r.status() == 200 => ok += 1,
+            Ok(r) => failed.push(format!("status {}", r.status())),
+            Err(e) => failed.push(e.to_string()),
+        }
+        let now = handshake(&v.https, name, &[], ALL).await.unwrap();
+        if now.leaf.serial != first {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(renewed, "no renewal within 60s:\n{}", v.log());
+    assert!(
+        failed.is_empty(),
+        "{} failed of {}: {failed:?}",
+        failed.len(),
+        ok as usize + failed.len()
+    );
+    assert!(ok > 10, "{ok}");
+    assert_eq!(
+        verified_get(&v, &p, name, &[name]).await,
+        "hello over acme\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ca_outage_keeps_the_current_certificate_and_a_later_retry_succeeds() {
+    let ports = Ports::new();
+    let p_validity = Some(Duration::from_secs(24));
+    let mut p = Pebble::start(
+        Ports::port(&ports.http),
+        Ports::port(&ports.https),
+        p_validity,
+    )
+    .await;
+    let name = "outage.example.com";
+    let cfg = config(&p, "http-01", &format!("\"{name}\""), "");
+    let v = Vigie::start_on(&cfg, ports, &[("VIGIE_ACME_RETRY_SECONDS", "1")]).await;
+    let first = wait_for_pebble_cert(&v, &p, name).await;
+    // The CA goes away before renewal is due.
+    p.stop_pebble();
+    v.wait_log_for("certificate order failed", Duration::from_secs(40))
+        .await;
+    let h = handshake(&v.https, name, &[], ALL).await.unwrap();
+    assert_eq!(h.leaf.serial, first, "the valid certificate keeps serving");
+    let out = std::process::Command::new(crate::support::vigie::bin())
+        .args(["cert", "list", "-c"])
+        .arg(&v.config)
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(list.contains("ACME"), "the last error is listed: {list}");
+    // Back (with a new root and an empty database: vigie registers again).
+    p.start_pebble().await;
+    let second = wait_for_pebble_cert_other_than(&v, name, &first).await;
+    assert_ne!(second, first);
+    assert_eq!(
+        verified_get(&v, &p, name, &[name]).await,
+        "hello over acme\n"
+    );
+    let log = v.log();
+    assert!(log.contains("does not know the stored account"), "{log}");
+}
+
+async fn wait_for_pebble_cert_other_than(v: &Vigie, name: &str, old: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(h) = handshake(&v.https, name, &[], ALL).await {
+            if h.leaf.serial != old && h.leaf.issuer.contains("Pebble") {
+                return h.leaf.serial;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new certificate within 60s:\n{}",
+            v.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forced_renewal_is_live_when_the_command_returns() {
+    let ports = Ports::new();
+    let p = Pebble::start(Ports::port(&ports.http), Ports::port(&ports.https), None).await;
+    let name = "force.example.com";
+    let v = Vigie::start_on(
+        &config(&p, "http-01", &format!("\"{name}\""), ""),
+        ports,
+        &[],
+    )
+    .await;
+    let first = wait_for_pebble_cert(&v, &p, name).await;
+    // Not due: a plain renew does nothing.
+    let run = |args: &[&str]| {
+        std::process::Command::new(crate::support::vigie::bin())
+            .args(args)
+            .arg("-c")
+            .arg(&v.config)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["cert", "renew", name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        handshake(&v.https, name, &[], ALL)
+            .await
+            .unwrap()
+            .leaf
+            .serial,
+        first
+    );
+    // Forced: the new certificate is served as soon as the command returns.
+    let out = run(&["cert", "renew", "--force", name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let now = handshake(&v.https, name, &[], ALL).await.unwrap();
+    assert_ne!(now.leaf.serial, first);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&now.leaf.serial));
+    // Unknown names are refused.
+    let out = run(&["cert", "renew", "nope.example.com"]);
+    assert!(!out.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn corrupt_state_files_give_clear_errors_and_a_fresh_issuance() {
+    let ports = Ports::new();
+    let p = Pebble::start(Ports::port(&ports.http), Ports::port(&ports.https), None).await;
+    let name = "corrupt.example.com";
+    let cfg = config(&p, "http-01", &format!("\"{name}\""), "");
+    let mut v = Vigie::start_on(&cfg, ports, &[]).await;
+    let first = wait_for_pebble_cert(&v, &p, name).await;
+    // Garbage in the account and the certificate, then a restart.
+    let acme_dir = std::fs::read_dir(v.state().join("acme"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(acme_dir.join("account.json"), "{ not json").unwrap();
+    std::fs::write(v.state().join(format!("certs/{name}/cert.pem")), "garbage").unwrap();
+    v.restart().await;
+    let second = wait_for_pebble_cert_other_than(&v, name, &first).await;
+    assert!(!second.is_empty());
+    let log = v.log();
+    assert!(log.contains("stored certificate is unusable"), "{log}");
+    assert!(
+        log.contains("ACME account credentials are unreadable"),
+        "{log}"
+    );
+    // The bad credentials were kept aside for the operator, not deleted.
+    let aside = std::fs::read_dir(&acme_dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("account.json.old-")
+        })
+        .count();
+    assert_eq!(aside, 1);
+}

@@ -365,6 +365,24 @@ impl Manager {
         }
     }
 
+    fn account_path(&self, acme: &Acme) -> PathBuf {
+        self.state_dir
+            .join("acme")
+            .join(directory_key(&acme.directory))
+            .join("account.json")
+    }
+
+    /// Move the stored credentials aside (kept for the operator, never deleted).
+    fn set_aside_account(&self, acme: &Acme) -> PathBuf {
+        let path = self.account_path(acme);
+        let stamp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let aside = path.with_file_name(format!("account.json.old-{stamp}"));
+        let _ = std::fs::rename(&path, &aside);
+        aside
+    }
+
     async fn account(&self, state: &mut State, acme: &Acme) -> Result<Account, AcmeError> {
         if let Some((dir, account)) = &state.account {
             if *dir == acme.directory {
@@ -394,15 +412,9 @@ impl Manager {
                     return Ok(account);
                 }
                 Err(e) => {
-                    let aside = dir.join(format!(
-                        "account.json.corrupt-{}",
-                        SystemTime::now()
-                            .duration_since(SystemTime::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_secs())
-                    ));
+                    let aside = self.set_aside_account(acme);
                     tracing::error!(path = %path.display(), error = %e, aside = %aside.display(),
                         "ACME account credentials are unreadable: set aside, creating a new account");
-                    let _ = std::fs::rename(&path, &aside);
                 }
             }
         }
@@ -447,9 +459,28 @@ impl Manager {
         acme: &Acme,
         names: &[String],
     ) -> Result<Managed, AcmeError> {
-        let account = self.account(state, acme).await?;
         let ids: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
-        let mut order = account.new_order(&NewOrder::new(&ids)).await?;
+        let account = self.account(state, acme).await?;
+        let (account, mut order) = match account.new_order(&NewOrder::new(&ids)).await {
+            Ok(order) => (account, order),
+            Err(instant_acme::Error::Api(p))
+                if p.r#type
+                    .as_deref()
+                    .is_some_and(|t| t.ends_with(":accountDoesNotExist")) =>
+            {
+                // The CA no longer knows the account (deactivated, or a test CA restarted):
+                // set the credentials aside and register again, once.
+                tracing::warn!(
+                    "the ACME server does not know the stored account: registering a new one"
+                );
+                state.account = None;
+                self.set_aside_account(acme);
+                let account = self.account(state, acme).await?;
+                let order = account.new_order(&NewOrder::new(&ids)).await?;
+                (account, order)
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut cleanup = Cleanup::default();
         let result = self
             .validate_and_finalize(&mut order, acme, &mut cleanup)

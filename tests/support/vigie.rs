@@ -241,10 +241,12 @@ impl Vigie {
 
     /// Wait until the log contains `needle`.
     pub async fn wait_log(&self, needle: &str) {
-        wait_until(Duration::from_secs(10), needle, || async {
-            self.log().contains(needle)
-        })
-        .await;
+        self.wait_log_for(needle, Duration::from_secs(10)).await;
+    }
+
+    /// Wait until the log contains `needle`, at most `limit`.
+    pub async fn wait_log_for(&self, needle: &str, limit: Duration) {
+        wait_until(limit, needle, || async { self.log().contains(needle) }).await;
     }
 }
 
