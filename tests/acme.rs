@@ -384,3 +384,56 @@ async fn corrupt_state_files_give_clear_errors_and_a_fresh_issuance() {
         .count();
     assert_eq!(aside, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_orders_from_the_directory_without_serving_the_result() {
+    let ports = Ports::new();
+    let p = Pebble::start(Ports::port(&ports.http), Ports::port(&ports.https), None).await;
+    let name = "dry.example.com";
+    let v = Vigie::start_on(
+        &config(&p, "http-01", &format!("\"{name}\""), ""),
+        ports,
+        &[],
+    )
+    .await;
+    let serving = wait_for_pebble_cert(&v, &p, name).await;
+    let out = std::process::Command::new(crate::support::vigie::bin())
+        .args(["cert", "issue", "--dry-run", "-c"])
+        .arg(&v.config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", v.log());
+    assert!(stdout.contains(&format!("ok\t{name}\tissuer")), "{stdout}");
+    assert_eq!(
+        handshake(&v.https, name, &[], ALL)
+            .await
+            .unwrap()
+            .leaf
+            .serial,
+        serving
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn external_account_binding_is_sent_when_the_ca_requires_it() {
+    let ports = Ports::new();
+    // A 32-byte HMAC key, base64url as CAs hand it out.
+    let key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let p = Pebble::start_with(
+        Ports::port(&ports.http),
+        Ports::port(&ports.https),
+        None,
+        Some(("kid-vigie", key)),
+    )
+    .await;
+    let name = "eab.example.com";
+    let eab = format!("eab = {{ kid = \"kid-vigie\", hmac_key = \"{key}\" }}");
+    let v = Vigie::start_on(
+        &config(&p, "http-01", &format!("\"{name}\""), &eab),
+        ports,
+        &[],
+    )
+    .await;
+    wait_for_pebble_cert(&v, &p, name).await;
+}

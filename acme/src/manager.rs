@@ -336,7 +336,7 @@ impl Manager {
 
     async fn order_site(&self, state: &mut State, acme: &Acme, names: &[String], key: &str) {
         tracing::info!(site = %key, names = ?names, directory = %acme.directory, "ordering a certificate");
-        match self.order(state, acme, names).await {
+        match self.order(state, acme, names, true).await {
             Ok(m) => {
                 tracing::info!(site = %key, serial = %m.info.serial, not_after = ?m.info.not_after,
                     renew_at = ?m.renew_at, "certificate issued and installed");
@@ -453,11 +453,24 @@ impl Manager {
         Ok(account)
     }
 
+    /// Order a certificate for `names` from `acme`'s directory (typically a staging one)
+    /// with the running listeners answering the challenges, without storing or serving it.
+    /// Returns the facts of the certificate the CA issued.
+    pub async fn dry_run(&self, acme: &Acme, names: &[String]) -> Result<CertInfo, AcmeError> {
+        let mut state = self.state.lock().await;
+        let previous = state.account.take();
+        let result = self.order(&mut state, acme, names, false).await;
+        // The dry run's account stays on disk for next time; the cached one is restored.
+        state.account = previous;
+        result.map(|m| m.info)
+    }
+
     async fn order(
         &self,
         state: &mut State,
         acme: &Acme,
         names: &[String],
+        store: bool,
     ) -> Result<Managed, AcmeError> {
         let ids: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
         let account = self.account(state, acme).await?;
@@ -491,6 +504,9 @@ impl Manager {
         let leaf = certs_from_pem(chain.as_bytes(), "issued certificate")?;
         let info = info(&leaf[0], "issued certificate")?;
         let renew_at = self.renewal_time(&account, &leaf[0], &info).await;
+        if !store {
+            return Ok(Managed { ck, info, renew_at });
+        }
         let dir = self.cert_dir(names);
         private_dir(&dir).map_err(|e| AcmeError::Storage(format!("{}: {e}", dir.display())))?;
         write_atomic(&dir.join("key.pem"), key.as_bytes(), true)

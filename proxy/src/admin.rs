@@ -74,7 +74,47 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// The staging directory used for a dry run of a configuration that names `directory`.
+pub fn staging_for(directory: &str) -> String {
+    if directory.contains("acme-v02.api.letsencrypt.org") {
+        "https://acme-staging-v02.api.letsencrypt.org/directory".to_string()
+    } else {
+        directory.to_string()
+    }
+}
+
 impl Admin {
+    async fn dry_run(&self, query: &str) -> Response<Vec<u8>> {
+        let Some(manager) = &self.manager else {
+            return text(404, "no ACME manager\n".into());
+        };
+        let snap = self.live.snapshots.load_full();
+        let Some(acme) = &snap.config.acme else {
+            return text(409, "no site uses tls = \"acme\"\n".into());
+        };
+        let mut staging = acme.clone();
+        staging.directory = query_param(query, "directory")
+            .filter(|d| !d.is_empty())
+            .map_or_else(|| staging_for(&acme.directory), str::to_string);
+        let mut out = format!("dry run against {}\n", staging.directory);
+        let mut failed = false;
+        for names in acme_sites(&snap.config) {
+            match manager.dry_run(&staging, &names).await {
+                Ok(info) => out.push_str(&format!(
+                    "ok\t{}\tissuer {}\tnot_after {}\n",
+                    names.join(","),
+                    info.issuer,
+                    httpdate::fmt_http_date(info.not_after)
+                )),
+                Err(e) => {
+                    failed = true;
+                    out.push_str(&format!("failed\t{}\t{e}\n", names.join(",")));
+                }
+            }
+        }
+        text(if failed { 502 } else { 200 }, out)
+    }
+
     async fn renew(&self, query: &str) -> Response<Vec<u8>> {
         let Some(manager) = &self.manager else {
             return text(404, "no ACME manager\n".into());
@@ -132,6 +172,7 @@ impl ServeHttp for Admin {
                 text(200, format_status(&list))
             }
             ("/certs/renew", true) => self.renew(&query).await,
+            ("/certs/dry-run", true) => self.dry_run(&query).await,
             _ => text(404, "404 Not Found\n".to_string()),
         }
     }

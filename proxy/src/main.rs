@@ -44,6 +44,18 @@ enum CertAction {
         /// Only the site serving this name.
         name: Option<String>,
     },
+    /// Order every managed certificate from a staging directory, with the running instance
+    /// answering the challenges; nothing is stored or served. Proves a setup works before
+    /// the production CA's rate limits are at stake.
+    Issue {
+        /// Required: this command only rehearses.
+        #[arg(long)]
+        dry_run: bool,
+        /// Directory to rehearse against (default: Let's Encrypt staging for Let's Encrypt,
+        /// else the configured directory).
+        #[arg(long)]
+        directory: Option<String>,
+    },
 }
 
 fn source(cli: &Cli) -> Source {
@@ -160,6 +172,20 @@ fn cert(source: &Source, action: &CertAction) -> ExitCode {
             let mut t = format!("/certs/renew?force={}", u8::from(*force));
             if let Some(n) = name {
                 t.push_str(&format!("&name={n}"));
+            }
+            ("POST", t)
+        }
+        CertAction::Issue { dry_run, directory } => {
+            if !dry_run {
+                eprintln!(
+                    "vigie: `cert issue` only rehearses (--dry-run); running instances order \
+                     their certificates by themselves"
+                );
+                return ExitCode::from(2);
+            }
+            let mut t = "/certs/dry-run".to_string();
+            if let Some(d) = directory {
+                t.push_str(&format!("?directory={d}"));
             }
             ("POST", t)
         }

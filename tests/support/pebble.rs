@@ -39,6 +39,16 @@ impl Pebble {
     /// Start Pebble validating HTTP-01 on `http_port` and TLS-ALPN-01 on `tls_port`;
     /// `validity` sets the issued certificates' lifetime.
     pub async fn start(http_port: u16, tls_port: u16, validity: Option<Duration>) -> Pebble {
+        Self::start_with(http_port, tls_port, validity, None).await
+    }
+
+    /// Like [`Pebble::start`]; with `eab = Some((kid, base64url_key))` accounts must be bound.
+    pub async fn start_with(
+        http_port: u16,
+        tls_port: u16,
+        validity: Option<Duration>,
+        eab: Option<(&str, &str)>,
+    ) -> Pebble {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("pebble API test CA");
         let (cert, key) = ca.write_leaf(dir.path(), "api", &["localhost", "127.0.0.1"]);
@@ -57,6 +67,10 @@ impl Pebble {
                 "externalAccountBindingRequired": false
             }
         });
+        if let Some((kid, key)) = eab {
+            conf["pebble"]["externalAccountBindingRequired"] = serde_json::json!(true);
+            conf["pebble"]["externalAccountMACKeys"] = serde_json::json!({ kid: key });
+        }
         if let Some(v) = validity {
             conf["pebble"]["certificateValidityPeriod"] = serde_json::json!(v.as_secs());
         }
