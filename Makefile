@@ -2,7 +2,7 @@
 # Each first installs the system packages it needs when they are missing (Debian/Ubuntu).
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := cmake pebble curl
+APT_PACKAGES := cmake pebble curl openssl
 
 .PHONY: demo test deps check lint
 
@@ -12,6 +12,7 @@ deps:
 	command -v cmake >/dev/null 2>&1 || missing="$$missing cmake"; \
 	command -v pebble >/dev/null 2>&1 || missing="$$missing pebble"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && \

@@ -289,3 +289,42 @@ fn a_missing_certificate_file_is_a_check_error() {
         "{stderr}"
     );
 }
+
+/// `openssl s_client` against the HTTPS listener; whether the handshake succeeded.
+fn openssl_handshake(addr: &str, args: &[&str]) -> bool {
+    let out = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", addr, "-servername", "a.test"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl (installed by `make deps`)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.contains("Cipher is ") && !text.contains("Cipher is (NONE)")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_forward_secret_aead_suites_and_no_legacy_protocols() {
+    let s = setup().await;
+    let v = Vigie::start(&files_config(&s.origin.addr_str(), &s.a, &s.b, "")).await;
+    let addr = v.https.clone();
+    tokio::task::spawn_blocking(move || {
+        assert!(openssl_handshake(&addr, &["-tls1_3"]));
+        assert!(openssl_handshake(&addr, &["-tls1_2"]));
+        assert!(openssl_handshake(
+            &addr,
+            &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]
+        ));
+        // Legacy protocols, static-RSA key exchange and CBC suites are refused.
+        assert!(!openssl_handshake(&addr, &["-tls1_1"]));
+        assert!(!openssl_handshake(
+            &addr,
+            &["-tls1_2", "-cipher", "AES128-GCM-SHA256"]
+        ));
+        assert!(!openssl_handshake(
+            &addr,
+            &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"]
+        ));
+    })
+    .await
+    .unwrap();
+}
