@@ -7,6 +7,7 @@ mod support;
 mod acme;
 mod balancing;
 mod check;
+mod compression;
 mod proxying;
 mod routing;
 mod tls;

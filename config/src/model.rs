@@ -343,6 +343,68 @@ pub struct Route {
     pub request_headers: HeaderOps,
     /// Header operations on the response sent to the client (named sets, site's, then route's).
     pub response_headers: HeaderOps,
+    /// Response compression (route, else site, else on with defaults); `None` = off.
+    pub compress: Option<Compression>,
+}
+
+/// Response compression settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compression {
+    /// Compression level, 1 (fast) to 9 (small); applied to gzip and mapped for brotli
+    /// and zstd. Default 5.
+    pub level: u32,
+    /// Responses whose declared length is below this are sent as they are. Default 256.
+    pub min_size: u64,
+    /// Content types compressed: exact types (`application/json`) or `type/*` prefixes.
+    pub types: Vec<String>,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression {
+            level: 5,
+            min_size: 256,
+            types: DEFAULT_COMPRESS_TYPES
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
+        }
+    }
+}
+
+/// Content types compressed by default: text, JSON, JavaScript, SVG, XML, wasm and friends.
+pub const DEFAULT_COMPRESS_TYPES: &[&str] = &[
+    "text/*",
+    "application/json",
+    "application/javascript",
+    "application/x-javascript",
+    "application/xml",
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/xhtml+xml",
+    "application/manifest+json",
+    "application/ld+json",
+    "application/problem+json",
+    "application/wasm",
+    "image/svg+xml",
+    "font/ttf",
+    "font/otf",
+];
+
+impl Compression {
+    /// Whether a response of `content_type` (parameters ignored) is compressed.
+    pub fn covers(&self, content_type: &str) -> bool {
+        let ct = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        self.types.iter().any(|t| match t.strip_suffix("/*") {
+            Some(major) => ct.strip_prefix(major).is_some_and(|r| r.starts_with('/')),
+            None => *t == ct,
+        })
+    }
 }
 
 /// What a route does.

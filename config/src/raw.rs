@@ -176,8 +176,48 @@ pub(crate) struct RawSite {
     pub(crate) headers: Option<Spanned<StrOr<StrList>>>,
     pub(crate) request_headers: Option<RawHeaderOps>,
     pub(crate) response_headers: Option<RawHeaderOps>,
+    pub(crate) compress: Option<Spanned<RawCompress>>,
     #[serde(default)]
     pub(crate) routes: Vec<Spanned<RawRoute>>,
+}
+
+/// `compress = true | false | { level, min_size, types }`.
+#[derive(Debug)]
+pub(crate) enum RawCompress {
+    /// On with defaults, or off.
+    Bool(bool),
+    /// On with settings.
+    Table(RawCompressTable),
+}
+
+impl<'de> Deserialize<'de> for RawCompress {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawCompress;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or a table { level, min_size, types }")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawCompress, E> {
+                Ok(RawCompress::Bool(v))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawCompress, A::Error> {
+                // Deserialize through the same deserializer, so positions are kept.
+                RawCompressTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawCompress::Table)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// The table form of `compress`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table { level, min_size, types }")]
+pub(crate) struct RawCompressTable {
+    pub(crate) level: Option<Int>,
+    pub(crate) min_size: Option<Size>,
+    pub(crate) types: Option<StrList>,
 }
 
 /// `tls = { cert = "...", key = "..." }`.
@@ -215,6 +255,7 @@ pub(crate) struct RawRoute {
     pub(crate) headers: Option<Spanned<StrOr<StrList>>>,
     pub(crate) request_headers: Option<RawHeaderOps>,
     pub(crate) response_headers: Option<RawHeaderOps>,
+    pub(crate) compress: Option<Spanned<RawCompress>>,
 }
 
 /// `redirect = { to, status }`.

@@ -1040,3 +1040,56 @@ fn type_errors_read_as_config_words() {
         ["test.toml:1:9: invalid type: integer `3`, expected an array"]
     );
 }
+
+#[test]
+fn compression_settings_inherit_and_are_checked() {
+    let text = r#"[server]
+admin = false
+[[sites]]
+names = ["a.test"]
+compress = { level = 2, types = ["application/json", "text/*"] }
+  [[sites.routes]]
+  path = "/"
+  respond = {}
+  [[sites.routes]]
+  path = "/off"
+  respond = {}
+  compress = false
+[[sites]]
+names = ["b.test"]
+  [[sites.routes]]
+  path = "/"
+  respond = {}
+"#;
+    let c = parse(text, "test.toml").unwrap();
+    let a = &c.sites[0].routes;
+    let root = a.iter().find(|r| r.path == "/").unwrap();
+    let compress = root.compress.as_ref().unwrap();
+    assert_eq!(compress.level, 2);
+    assert!(compress.covers("application/json; charset=utf-8"));
+    assert!(compress.covers("text/html"));
+    assert!(!compress.covers("image/svg+xml"));
+    assert_eq!(a.iter().find(|r| r.path == "/off").unwrap().compress, None);
+    // Default: on, with the default list.
+    let b = c.sites[1].routes[0].compress.as_ref().unwrap();
+    assert_eq!(b, &crate::Compression::default());
+    assert!(b.covers("image/svg+xml") && !b.covers("image/png"));
+
+    let bad = text
+        .replace("level = 2", "level = 12")
+        .replace("\"text/*\"", "\"*/html\"");
+    let err = parse(&bad, "test.toml").unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "test.toml:5:22: invalid compression level 12: expected an integer from 1 (fast) to 9 (small)\n\
+         test.toml:5:55: invalid content type \"*/html\": expected a type like \"application/json\" or a prefix like \"text/*\""
+    );
+    let bad = text.replace("compress = false", "compress = \"yes\"");
+    let err = parse(&bad, "test.toml").unwrap_err().to_string();
+    assert!(
+        err.starts_with(
+            "test.toml:12:14: invalid type: string \"yes\", expected true, false or a table"
+        ),
+        "{err}"
+    );
+}

@@ -11,13 +11,14 @@ use toml::Spanned;
 
 use crate::error::{line_col, ConfigError, ConfigErrors};
 use crate::model::{
-    AccessFormat, Acme, Action, Balance, CacheZone, ChallengeKind, ClientIp, Config, Eab, HashKey,
-    HeaderOps, HealthCheck, HostPattern, LimitZone, Log, LogTarget, Rate, Route, RouteCache,
-    Server, ServerAddr, Site, SiteTls, TlsPolicy, TlsVersion, Upstream, UpstreamServer, Warning,
+    AccessFormat, Acme, Action, Balance, CacheZone, ChallengeKind, ClientIp, Compression, Config,
+    Eab, HashKey, HeaderOps, HealthCheck, HostPattern, LimitZone, Log, LogTarget, Rate, Route,
+    RouteCache, Server, ServerAddr, Site, SiteTls, TlsPolicy, TlsVersion, Upstream, UpstreamServer,
+    Warning,
 };
 use crate::raw::{
-    Int, RawAcme, RawCache, RawClientIp, RawConfig, RawHeaderOps, RawHealth, RawLimit, RawLog,
-    RawRoute, RawServer, RawSite, RawTls, RawUpstream, Size, Str, StrList, StrMap, StrOr,
+    Int, RawAcme, RawCache, RawClientIp, RawCompress, RawConfig, RawHeaderOps, RawHealth, RawLimit,
+    RawLog, RawRoute, RawServer, RawSite, RawTls, RawUpstream, Size, Str, StrList, StrMap, StrOr,
 };
 
 /// Features that parse and validate but that the proxy does not act on yet.
@@ -129,6 +130,8 @@ struct Layer {
     response_sets: HeaderOps,
     response: HeaderOps,
     request: HeaderOps,
+    /// `Some(None)`: `compress = false`.
+    compress: Option<Option<Compression>>,
 }
 
 struct Validator<'t> {
@@ -1146,7 +1149,7 @@ impl Validator<'_> {
             }
         }
 
-        let site_layer = self.layer(
+        let mut site_layer = self.layer(
             &s.max_body,
             &s.limit,
             &s.headers,
@@ -1154,6 +1157,7 @@ impl Validator<'_> {
             &s.response_headers,
             refs,
         );
+        site_layer.compress = s.compress.as_ref().map(|c| self.compress(c));
 
         if s.routes.is_empty() {
             self.error(
@@ -1231,6 +1235,7 @@ impl Validator<'_> {
             response_sets,
             response: self.header_ops(response),
             request: self.header_ops(request),
+            compress: None,
         }
     }
 
@@ -1404,7 +1409,7 @@ impl Validator<'_> {
             }
         });
 
-        let own = self.layer(
+        let mut own = self.layer(
             &r.max_body,
             &r.limit,
             &r.headers,
@@ -1412,6 +1417,7 @@ impl Validator<'_> {
             &r.response_headers,
             refs,
         );
+        own.compress = r.compress.as_ref().map(|c| self.compress(c));
         let mut request_headers = HeaderOps::default();
         merge(&mut request_headers, &site.request);
         merge(&mut request_headers, &own.request);
@@ -1432,7 +1438,61 @@ impl Validator<'_> {
             cache,
             request_headers,
             response_headers,
+            compress: own
+                .compress
+                .or_else(|| site.compress.clone())
+                .unwrap_or_else(|| Some(Compression::default())),
         }
+    }
+
+    fn compress(&mut self, c: &Spanned<RawCompress>) -> Option<Compression> {
+        let t = match c.get_ref() {
+            RawCompress::Bool(false) => return None,
+            RawCompress::Bool(true) => return Some(Compression::default()),
+            RawCompress::Table(t) => t,
+        };
+        let mut out = Compression::default();
+        if let Some(level) = &t.level {
+            match u32::try_from(*level.get_ref()) {
+                Ok(l @ 1..=9) => out.level = l,
+                _ => self.error(
+                    level.span().start,
+                    format!(
+                        "invalid compression level {}: expected an integer from 1 (fast) to 9 (small)",
+                        level.get_ref()
+                    ),
+                ),
+            }
+        }
+        if let Some(m) = &t.min_size {
+            if let Some(n) = self.size(m) {
+                out.min_size = n;
+            }
+        }
+        if let Some(types) = &t.types {
+            out.types = Vec::new();
+            for ty in types {
+                let v = ty.get_ref().trim().to_ascii_lowercase();
+                let valid = v.split_once('/').is_some_and(|(a, b)| {
+                    !a.is_empty()
+                        && !b.is_empty()
+                        && !a.contains('*')
+                        && (b == "*" || !b.contains('*'))
+                });
+                if valid {
+                    out.types.push(v);
+                } else {
+                    self.error(
+                        ty.span().start,
+                        format!(
+                            "invalid content type \"{}\": expected a type like \"application/json\" or a prefix like \"text/*\"",
+                            ty.get_ref()
+                        ),
+                    );
+                }
+            }
+        }
+        Some(out)
     }
 }
 

@@ -13,7 +13,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use vigie_config::{Action, Balance, HashKey, Route};
 
-use crate::filters::{self, body_limit, client_ip, forwarded, respond, static_files};
+use crate::filters::{self, body_limit, client_ip, compress, forwarded, respond, static_files};
 use crate::snapshot::{normalize_path, Snapshot, SnapshotHandle};
 use crate::upstream::{InflightGuard, UpstreamGroup};
 use vigie_acme::manager::HTTP01_PREFIX;
@@ -68,6 +68,7 @@ pub struct Ctx {
     tried: Vec<SocketAddr>,
     group: Option<Arc<UpstreamGroup>>,
     inflight: Option<InflightGuard>,
+    accept_encoding: Option<http::HeaderValue>,
 }
 
 impl Ctx {
@@ -158,6 +159,12 @@ impl Vigie {
         };
         ctx.route = Some(route_index);
         let route = &site.routes[route_index];
+        match route.action {
+            Action::Proxy { .. } | Action::Static { .. } => {
+                compress::for_route(session, route.compress.as_ref())
+            }
+            _ => compress::off(session),
+        }
         if let Some(limit) = route.max_body {
             if body_limit::declared_too_large(session, limit) {
                 session.set_keepalive(None);
@@ -199,7 +206,8 @@ impl Vigie {
                 let rest = path
                     .strip_prefix(route.path.trim_end_matches('/'))
                     .unwrap_or(path);
-                static_files::serve(session, root, index, rest, ops).await?;
+                let c = route.compress.as_ref();
+                static_files::serve(session, root, index, rest, ops, c).await?;
             }
         }
         Ok(true)
@@ -222,7 +230,14 @@ impl ProxyHttp for Vigie {
             tried: Vec::new(),
             group: None,
             inflight: None,
+            accept_encoding: None,
         }
+    }
+
+    /// Before pingora's modules read the request: normalise `Accept-Encoding` (q-values).
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        ctx.accept_encoding = compress::negotiate(session);
+        Ok(())
     }
 
     /// Routing, answering routes and the declared body limit. `Ok(true)` = answered here.
@@ -324,18 +339,22 @@ impl ProxyHttp for Vigie {
             }
             filters::apply_request_ops(req, &route.request_headers)?;
         }
+        compress::restore(req, ctx.accept_encoding.as_ref());
         Ok(())
     }
 
     /// The route's response header operations on proxied responses.
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut pingora::http::ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         if let Some(route) = ctx.route() {
             filters::apply_response_ops(resp, &route.response_headers)?;
+            compress::check_response(session, route.compress.as_ref(), resp);
+        } else {
+            compress::off(session);
         }
         Ok(())
     }

@@ -181,6 +181,9 @@ async fn handle(
             .unwrap_or(1000);
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
+    if path == "/body" {
+        return Ok(body_response(&st.name, &query));
+    }
     let mut status = 200;
     if let Some(code) = path.strip_prefix("/status/") {
         status = code.parse().unwrap_or(200);
@@ -234,4 +237,61 @@ impl Drop for WsOrigin {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The deterministic body `/body?kb=N` serves: JSON-like text, compressible.
+pub fn test_body(kb: usize) -> Vec<u8> {
+    let mut out = String::from("[");
+    let mut i = 0;
+    while out.len() < kb * 1024 {
+        out.push_str(&format!(
+            "{{\"id\":{i},\"name\":\"item {i}\",\"tags\":[\"a\",\"b\"]}},"
+        ));
+        i += 1;
+    }
+    out.truncate(kb * 1024 - 1);
+    out.push(']');
+    out.into_bytes()
+}
+
+/// `/body?kb=N&ct=TYPE&cc=CACHE_CONTROL&ce=ENCODING&status=N&bytes=N`: a body of N KiB (or
+/// exactly `bytes` bytes) with the given headers, so tests can shape any response.
+fn body_response(name: &str, query: &str) -> Response<Full<Bytes>> {
+    let param = |k: &str| {
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| {
+                v.replace("%2F", "/")
+                    .replace("%2f", "/")
+                    .replace("%20", " ")
+            })
+    };
+    let kb = param("kb").and_then(|v| v.parse().ok()).unwrap_or(100);
+    let mut body = test_body(kb.max(1));
+    if let Some(n) = param("bytes").and_then(|v| v.parse::<usize>().ok()) {
+        body.truncate(n);
+    }
+    let mut b = Response::builder()
+        .status(
+            param("status")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(200u16),
+        )
+        .header("x-origin", name)
+        .header(
+            "content-type",
+            param("ct").unwrap_or_else(|| "application/json".into()),
+        );
+    if let Some(cc) = param("cc") {
+        b = b.header("cache-control", cc);
+    }
+    if let Some(ce) = param("ce") {
+        b = b.header("content-encoding", ce);
+    }
+    if param("status").as_deref() == Some("206") {
+        b = b.header("content-range", format!("bytes 0-{}/99999", body.len() - 1));
+    }
+    b.body(Full::new(Bytes::from(body))).expect("response")
 }

@@ -5,6 +5,7 @@
 
 pub mod body_limit;
 pub mod client_ip;
+pub mod compress;
 pub mod forwarded;
 pub mod respond;
 pub mod static_files;
@@ -83,6 +84,8 @@ pub async fn send(
     if let Some(ops) = ops {
         apply_response_ops(&mut resp, ops)?;
     }
+    // vigie's own answers are small: never compressed.
+    compress::off(session);
     let head = session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(resp), head || body.is_empty())

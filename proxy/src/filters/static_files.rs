@@ -15,7 +15,7 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
 use tokio::io::AsyncReadExt;
-use vigie_config::HeaderOps;
+use vigie_config::{Compression, HeaderOps};
 
 use super::{apply_response_ops, send, send_error};
 
@@ -105,6 +105,7 @@ pub async fn serve(
     index: &str,
     rest: &str,
     ops: &HeaderOps,
+    compression: Option<&Compression>,
 ) -> Result<()> {
     let method = session.req_header().method.clone();
     if method != http::Method::GET && method != http::Method::HEAD {
@@ -161,6 +162,7 @@ pub async fn serve(
     if not_modified(session, &etag, modified) {
         resp.set_status(304)?;
         apply_response_ops(&mut resp, ops)?;
+        super::compress::off(session);
         return session.write_response_header(Box::new(resp), true).await;
     }
     let mime = mime_guess::from_path(&path).first_or_octet_stream();
@@ -175,6 +177,7 @@ pub async fn serve(
     resp.insert_header(http::header::CONTENT_LENGTH, meta.len().to_string())?;
     resp.insert_header(http::header::ACCEPT_RANGES, "none")?;
     apply_response_ops(&mut resp, ops)?;
+    super::compress::check_response(session, compression, &resp);
     let head = method == http::Method::HEAD || meta.len() == 0;
     let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
