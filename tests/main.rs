@@ -8,6 +8,7 @@ mod acme;
 mod balancing;
 mod check;
 mod compression;
+mod limits;
 mod proxying;
 mod routing;
 mod tls;

@@ -24,7 +24,6 @@ use crate::raw::{
 /// Features that parse and validate but that the proxy does not act on yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Feature {
-    RateLimit,
     Cache,
     AccessLog,
 }
@@ -32,10 +31,6 @@ enum Feature {
 /// Not-yet-implemented features and what their warning says. When a feature lands in the
 /// proxy, delete its line here: its keys stop producing a warning.
 const NOT_YET_IMPLEMENTED: &[(Feature, &str)] = &[
-    (
-        Feature::RateLimit,
-        "rate limiting is not enforced yet: requests pass unlimited",
-    ),
     (
         Feature::Cache,
         "proxy caching is not active yet: every request goes upstream",
@@ -715,12 +710,6 @@ impl Validator<'_> {
     fn limits(&mut self, raw: &BTreeMap<Str, Spanned<RawLimit>>) -> BTreeMap<String, LimitZone> {
         let mut out = BTreeMap::new();
         for (name, zone) in raw {
-            let at = zone.span().start;
-            self.pending(
-                Feature::RateLimit,
-                at,
-                &format!("[limits.{}]", name.get_ref()),
-            );
             if name.get_ref() == "off" {
                 self.error(
                     name.span().start,

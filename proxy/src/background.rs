@@ -164,3 +164,30 @@ impl BackgroundService for AcmeService {
         }
     }
 }
+
+/// Every 10 s, drops the rate-limit keys of clients whose bucket is full again.
+pub struct LimitsHousekeeping {
+    snapshots: SnapshotHandle,
+}
+
+impl LimitsHousekeeping {
+    /// Housekeeping over the zones of the current snapshot.
+    pub fn new(snapshots: SnapshotHandle) -> Self {
+        LimitsHousekeeping { snapshots }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for LimitsHousekeeping {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                _ = shutdown.changed() => return,
+            }
+            for zone in self.snapshots.load().limits.values() {
+                zone.retain_recent();
+            }
+        }
+    }
+}

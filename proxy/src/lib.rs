@@ -8,6 +8,7 @@ pub mod admin;
 pub mod background;
 pub mod demo;
 pub mod filters;
+pub mod limits;
 pub mod listener;
 pub mod reload;
 pub mod server;

@@ -1,8 +1,15 @@
-//! The HTTPS listener: plain TCP accepted by pingora, the TLS handshake done here.
+//! The listeners' front door: plain TCP accepted by pingora; here the per-client connection
+//! cap is taken (before any TLS work, so a flood cannot make vigie do handshakes) and, on the
+//! HTTPS listener, the TLS handshake is done.
 //!
-//! pingora's own TLS listener cannot offer `acme-tls/1` beside `h2` and `http/1.1`, so this
-//! app does the rustls handshake itself (`Acceptor::from_server_config`), with a deadline
-//! that covers the whole handshake (pingora's covers only TCP). A connection that negotiated
+//! The cap is the smallest `max_connections` of the `[limits.*]` zones, per client address
+//! (the TCP peer: no header exists yet); trusted proxies and zone-exempt ranges are not
+//! capped, since a CDN carries many clients on its connections. A refused connection is
+//! closed at once.
+//!
+//! TLS: pingora's own TLS listener cannot offer `acme-tls/1` beside `h2` and `http/1.1`, so
+//! the handshake is done here (`Acceptor::from_server_config`), with a deadline that covers
+//! the whole handshake (pingora's covers only TCP). A connection that negotiated
 //! `acme-tls/1` has been answered by the handshake (the challenge certificate) and is closed;
 //! any other is handed to the HTTP proxy app, which serves h2 or HTTP/1.1 by its ALPN.
 
@@ -17,39 +24,77 @@ use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use vigie_acme::resolver::ACME_TLS_ALPN;
 
+use crate::limits::{ConnectionCounter, ConnectionSlot};
+use crate::snapshot::SnapshotHandle;
+
 /// Longest time a client may take to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// TLS in front of an HTTP app (see the module docs).
-pub struct TlsFront<A> {
-    acceptor: Acceptor,
+/// The connection cap and, optionally, TLS in front of an HTTP app (see the module docs).
+pub struct Front<A> {
+    acceptor: Option<Acceptor>,
     app: Arc<A>,
+    snapshots: SnapshotHandle,
+    connections: Arc<ConnectionCounter>,
 }
 
-impl<A> TlsFront<A> {
-    /// Terminate TLS with `config`, then hand connections to `app`.
-    pub fn new(config: Arc<rustls::ServerConfig>, app: A) -> Self {
-        TlsFront {
-            acceptor: Acceptor::from_server_config(config),
+impl<A> Front<A> {
+    /// Hand connections to `app`, terminating TLS with `tls` when given.
+    pub fn new(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        app: A,
+        snapshots: SnapshotHandle,
+        connections: Arc<ConnectionCounter>,
+    ) -> Self {
+        Front {
+            acceptor: tls.map(Acceptor::from_server_config),
             app: Arc::new(app),
+            snapshots,
+            connections,
         }
+    }
+
+    /// A slot for the peer of `stream` under the current cap; `Err` when it is refused.
+    fn admit(&self, stream: &Stream) -> Result<Option<ConnectionSlot>, std::net::IpAddr> {
+        let snap = self.snapshots.load();
+        let Some(cap) = snap.connection_cap else {
+            return Ok(None);
+        };
+        let Some(ip) = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()))
+        else {
+            return Ok(None);
+        };
+        if snap.connection_cap_exempt(ip) {
+            return Ok(None);
+        }
+        self.connections.try_acquire(ip, cap).map(Some).ok_or(ip)
     }
 }
 
-#[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for TlsFront<A> {
-    async fn process_new(
-        self: &Arc<Self>,
-        stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
+impl<A: ServerApp + Send + Sync + 'static> Front<A> {
+    /// Serve the connection to its end: keep-alive stays inside, so the connection's slot
+    /// (and its TLS session) last until it closes and nothing goes back to the listener.
+    async fn serve(self: &Arc<Self>, first: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        let mut next: Option<Stream> = Some(first);
+        while let Some(s) = next {
+            next = self.app.process_new(s, shutdown).await;
+            if *shutdown.borrow() {
+                return None;
+            }
+        }
+        None
+    }
+
+    async fn handshake(&self, acceptor: &Acceptor, stream: Stream) -> Option<Stream> {
         // The listener hands over its TCP stream boxed; the handshake wants the concrete type.
         let Ok(tcp) = stream.into_any().downcast::<L4Stream>() else {
             tracing::error!("TLS listener got a stream that is not TCP");
             return None;
         };
-        let handshake = self.acceptor.tls_handshake(*tcp);
-        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.tls_handshake(*tcp)).await
+        {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "TLS handshake failed");
@@ -66,16 +111,29 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for TlsFront<A> {
                 return None;
             }
         }
-        // Keep-alive stays inside: a reused stream is already TLS and must not be handed back
-        // to the listener, which would handshake it again.
-        let mut next: Option<Stream> = Some(Box::new(tls));
-        while let Some(s) = next {
-            next = self.app.process_new(s, shutdown).await;
-            if *shutdown.borrow() {
+        Some(Box::new(tls))
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for Front<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let _slot = match self.admit(&stream) {
+            Ok(slot) => slot,
+            Err(ip) => {
+                tracing::debug!(client = %ip, "connection refused: per-client connection cap");
                 return None;
             }
-        }
-        None
+        };
+        let stream = match &self.acceptor {
+            Some(acceptor) => self.handshake(acceptor, stream).await?,
+            None => stream,
+        };
+        self.serve(stream, shutdown).await
     }
 
     async fn cleanup(&self) {

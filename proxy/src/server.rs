@@ -5,15 +5,15 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::TcpSocketOptions;
-use pingora::proxy::ProxyServiceBuilder;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use crate::admin::Admin;
-use crate::background::{AcmeService, HealthChecker, Reloader};
-use crate::listener::TlsFront;
+use crate::background::{AcmeService, HealthChecker, LimitsHousekeeping, Reloader};
+use crate::limits::ConnectionCounter;
+use crate::listener::Front;
 use crate::reload::{Live, Source};
 use crate::service::Vigie;
 use crate::snapshot::{Snapshot, SnapshotHandle};
@@ -81,19 +81,20 @@ pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
+    let connections = Arc::new(ConnectionCounter::default());
     let mut options = HttpServerOptions::default();
     options.h2c = true;
-    let mut proxy = ProxyServiceBuilder::new(
+    let mut app = pingora::proxy::http_proxy(
         &server.configuration,
         Vigie::new(handle.clone(), tokens.clone()),
-    )
-    .name("vigie http")
-    .server_options(options)
-    .build();
+    );
+    app.server_options = Some(options);
+    let front = Front::new(None, app, handle.clone(), connections.clone());
+    let mut http = Service::new("vigie http".to_string(), front);
     for addr in &server_cfg.http {
-        proxy.add_tcp_with_settings(&addr.to_string(), tcp_options(addr));
+        http.add_tcp_with_settings(&addr.to_string(), tcp_options(addr));
     }
-    server.add_service(proxy);
+    server.add_service(http);
 
     if !server_cfg.https.is_empty() {
         let tls_config = tls::server_config(min_tls, certs)
@@ -102,7 +103,8 @@ pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
             &server.configuration,
             Vigie::new(handle.clone(), tokens.clone()),
         );
-        let mut https = Service::new("vigie https".to_string(), TlsFront::new(tls_config, app));
+        let front = Front::new(Some(tls_config), app, handle.clone(), connections);
+        let mut https = Service::new("vigie https".to_string(), front);
         for addr in &server_cfg.https {
             https.add_tcp_with_settings(&addr.to_string(), tcp_options(addr));
         }
@@ -118,6 +120,10 @@ pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
     server.add_service(background_service(
         "vigie health checks",
         HealthChecker::new(handle.clone()),
+    ));
+    server.add_service(background_service(
+        "vigie limits housekeeping",
+        LimitsHousekeeping::new(handle.clone()),
     ));
     server.add_service(background_service(
         "vigie acme",

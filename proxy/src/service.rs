@@ -165,6 +165,9 @@ impl Vigie {
             }
             _ => compress::off(session),
         }
+        if filters::limit::apply(session, &snap, route, ctx.client).await? {
+            return Ok(true);
+        }
         if let Some(limit) = route.max_body {
             if body_limit::declared_too_large(session, limit) {
                 session.set_keepalive(None);

@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 use vigie_acme::{CertError, CertTable};
 use vigie_config::{Config, HostPattern, Route};
 
+use crate::limits::Zone;
 use crate::upstream::{UpstreamError, UpstreamGroup};
 
 /// The shared, swappable handle to the current snapshot.
@@ -50,6 +51,10 @@ pub struct Snapshot {
     pub certs: CertTable,
     /// Port of the first HTTPS listener, for redirects from HTTP.
     pub https_port: Option<u16>,
+    /// Rate-limit zones by name.
+    pub limits: HashMap<String, Arc<Zone>>,
+    /// Per-client connection cap: the smallest `max_connections` of the zones.
+    pub connection_cap: Option<u32>,
 }
 
 /// Why a snapshot could not be built from a valid config.
@@ -105,7 +110,15 @@ impl Snapshot {
         wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         let certs = crate::tls::configured_table(&config)?;
         let https_port = config.server.https.first().map(|a| a.port());
+        let limits = crate::limits::build_zones(&config.limits, previous.map(|p| &p.limits));
+        let connection_cap = config
+            .limits
+            .values()
+            .filter_map(|z| z.max_connections)
+            .min();
         Ok(Snapshot {
+            limits,
+            connection_cap,
             certs,
             https_port,
             config: Arc::new(config),
@@ -127,6 +140,12 @@ impl Snapshot {
             .iter()
             .find(|(suffix, _)| HostPattern::Wildcard(suffix.clone()).matches(host))
             .and_then(|(_, i)| self.sites.get(*i))
+    }
+
+    /// Whether `ip` escapes the connection cap: a trusted proxy, or exempt in a zone.
+    pub fn connection_cap_exempt(&self, ip: std::net::IpAddr) -> bool {
+        crate::filters::client_ip::is_trusted(&self.config.client_ip, ip)
+            || self.limits.values().any(|z| z.exempt(ip))
     }
 
     /// All sites, in config order.

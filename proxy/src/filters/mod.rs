@@ -7,6 +7,7 @@ pub mod body_limit;
 pub mod client_ip;
 pub mod compress;
 pub mod forwarded;
+pub mod limit;
 pub mod respond;
 pub mod static_files;
 
