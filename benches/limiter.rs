@@ -2,6 +2,8 @@
 //! tracked (the key space cycles, so every check finds an existing entry), against the cost
 //! of resolving nothing at all. Run with `cargo bench -p vigie --bench limiter`.
 
+#![allow(missing_docs)]
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
