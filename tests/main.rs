@@ -9,6 +9,7 @@ mod balancing;
 mod check;
 mod compression;
 mod limits;
+mod ops;
 mod proxying;
 mod routing;
 mod tls;

@@ -70,6 +70,8 @@ pub struct Status {
     pub last_error: Option<String>,
     /// Certificates obtained since start.
     pub issued: u64,
+    /// Orders failed since start.
+    pub failed: u64,
 }
 
 struct Managed {
@@ -351,6 +353,7 @@ impl Manager {
             Err(e) => {
                 let st = state.status.entry(key.to_string()).or_default();
                 st.failures += 1;
+                st.failed += 1;
                 let exp = st.failures.saturating_sub(1).min(16);
                 let delay = self
                     .retry_base

@@ -25,21 +25,14 @@ use crate::raw::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Feature {
     Cache,
-    AccessLog,
 }
 
 /// Not-yet-implemented features and what their warning says. When a feature lands in the
 /// proxy, delete its line here: its keys stop producing a warning.
-const NOT_YET_IMPLEMENTED: &[(Feature, &str)] = &[
-    (
-        Feature::Cache,
-        "proxy caching is not active yet: every request goes upstream",
-    ),
-    (
-        Feature::AccessLog,
-        "access logging is not written yet: requests are not logged",
-    ),
-];
+const NOT_YET_IMPLEMENTED: &[(Feature, &str)] = &[(
+    Feature::Cache,
+    "proxy caching is not active yet: every request goes upstream",
+)];
 
 const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 9145);
 const DEFAULT_STATE_DIR: &str = "/var/lib/vigie";
@@ -1017,13 +1010,6 @@ impl Validator<'_> {
                     )),
                 })
                 .unwrap_or(Some(LogTarget::Stdout));
-            if log.access.is_some() {
-                self.pending(
-                    Feature::AccessLog,
-                    self.key_at(access.span().start),
-                    "[log] access",
-                );
-            }
         }
         if let Some(format) = &raw.format {
             log.access_format = self
@@ -1035,13 +1021,6 @@ impl Validator<'_> {
                     )),
                 })
                 .unwrap_or(AccessFormat::Combined);
-            if raw.access.is_none() {
-                self.pending(
-                    Feature::AccessLog,
-                    self.key_at(format.span().start),
-                    "[log] format",
-                );
-            }
         }
         log
     }

@@ -17,18 +17,65 @@ use pingora::protocols::http::ServerSession;
 use vigie_acme::{Manager, Status};
 
 use crate::background::acme_sites;
+use crate::metrics::Metrics;
 use crate::reload::Live;
 
 /// The admin HTTP application.
 pub struct Admin {
     live: Live,
     manager: Option<Arc<Manager>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Admin {
-    /// An admin app over the live state and the ACME manager.
-    pub fn new(live: Live, manager: Option<Arc<Manager>>) -> Self {
-        Admin { live, manager }
+    /// An admin app over the live state, the ACME manager and the metrics.
+    pub fn new(live: Live, manager: Option<Arc<Manager>>, metrics: Arc<Metrics>) -> Self {
+        Admin {
+            live,
+            manager,
+            metrics,
+        }
+    }
+
+    fn metrics_page(&self) -> Response<Vec<u8>> {
+        let snap = self.live.snapshots.load_full();
+        let mut certs: Vec<(String, &'static str, SystemTime)> = Vec::new();
+        let table = &snap.certs;
+        for (name, ck) in table
+            .exact
+            .iter()
+            .map(|(n, c)| (n.clone(), c))
+            .chain(table.wildcard.iter().map(|(n, c)| (format!("*.{n}"), c)))
+        {
+            if let Some(info) = ck
+                .cert
+                .first()
+                .and_then(|der| vigie_acme::pem::info(der, "certificate").ok())
+            {
+                certs.push((name, "configured", info.not_after));
+            }
+        }
+        let status = self
+            .manager
+            .as_ref()
+            .map(|m| m.status())
+            .unwrap_or_default();
+        let mut acme = Vec::new();
+        for s in &status {
+            if let Some(c) = &s.cert {
+                for n in &s.names {
+                    certs.push((n.clone(), "acme", c.not_after));
+                }
+            }
+            acme.push((s.names.join(","), s.issued, s.failed as u32));
+        }
+        let body = self.metrics.render(&snap, &certs, &acme);
+        Response::builder()
+            .status(200)
+            .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")
+            .header(http::header::CONTENT_LENGTH, body.len())
+            .body(body)
+            .unwrap_or_else(|_| Response::new(Vec::new()))
     }
 }
 
@@ -163,6 +210,7 @@ impl ServeHttp for Admin {
                     ),
                 )
             }
+            ("/metrics", false) => self.metrics_page(),
             ("/certs", false) => {
                 let list = self
                     .manager

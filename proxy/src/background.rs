@@ -76,15 +76,24 @@ impl Reloader {
 impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut hup = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGHUP: reload is unavailable");
+        let (mut hup, mut usr1) = match (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::user_defined1()),
+        ) {
+            (Ok(h), Ok(u)) => (h, u),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP/SIGUSR1: reload is unavailable");
                 return;
             }
         };
         loop {
             tokio::select! {
+                _ = usr1.recv() => {
+                    if let Some(log) = &self.live.access_log {
+                        log.reopen();
+                        tracing::info!("access log reopened");
+                    }
+                }
                 got = hup.recv() => {
                     if got.is_none() {
                         return;

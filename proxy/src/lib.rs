@@ -4,12 +4,14 @@
 //! [`snapshot::Snapshot`] swapped atomically on reload → the request filters of
 //! [`service::Vigie`], which read only the snapshot their request started with.
 
+pub mod access_log;
 pub mod admin;
 pub mod background;
 pub mod demo;
 pub mod filters;
 pub mod limits;
 pub mod listener;
+pub mod metrics;
 pub mod reload;
 pub mod server;
 pub mod service;

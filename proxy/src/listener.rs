@@ -25,6 +25,7 @@ use pingora::server::ShutdownWatch;
 use vigie_acme::resolver::ACME_TLS_ALPN;
 
 use crate::limits::{ConnectionCounter, ConnectionSlot};
+use crate::metrics::Metrics;
 use crate::snapshot::SnapshotHandle;
 
 /// Longest time a client may take to complete the TLS handshake.
@@ -36,6 +37,7 @@ pub struct Front<A> {
     app: Arc<A>,
     snapshots: SnapshotHandle,
     connections: Arc<ConnectionCounter>,
+    metrics: Arc<Metrics>,
 }
 
 impl<A> Front<A> {
@@ -45,12 +47,14 @@ impl<A> Front<A> {
         app: A,
         snapshots: SnapshotHandle,
         connections: Arc<ConnectionCounter>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Front {
             acceptor: tls.map(Acceptor::from_server_config),
             app: Arc::new(app),
             snapshots,
             connections,
+            metrics,
         }
     }
 
@@ -97,10 +101,12 @@ impl<A: ServerApp + Send + Sync + 'static> Front<A> {
         {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
+                self.metrics.tls_handshake("failed");
                 tracing::debug!(error = %e, "TLS handshake failed");
                 return None;
             }
             Err(_) => {
+                self.metrics.tls_handshake("timeout");
                 tracing::debug!("TLS handshake timed out");
                 return None;
             }
@@ -108,9 +114,11 @@ impl<A: ServerApp + Send + Sync + 'static> Front<A> {
         if let Some(ALPN::Custom(p)) = pingora::protocols::Ssl::selected_alpn_proto(&tls) {
             if p.protocol() == ACME_TLS_ALPN {
                 // TLS-ALPN-01: the validation happened in the handshake.
+                self.metrics.tls_handshake("acme");
                 return None;
             }
         }
+        self.metrics.tls_handshake("ok");
         Some(Box::new(tls))
     }
 }
@@ -125,6 +133,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Front<A> {
         let _slot = match self.admit(&stream) {
             Ok(slot) => slot,
             Err(ip) => {
+                self.metrics.connection_refused();
                 tracing::debug!(client = %ip, "connection refused: per-client connection cap");
                 return None;
             }

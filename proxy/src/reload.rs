@@ -20,6 +20,10 @@ pub struct Live {
     pub certs: Arc<CertResolver>,
     /// Wakes the ACME service (new or changed `tls = "acme"` sites are ordered at once).
     pub acme_wake: Arc<tokio::sync::Notify>,
+    /// Metrics (reloads, loaded configuration).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The access log, reopened on SIGUSR1.
+    pub access_log: Option<Arc<crate::access_log::AccessLog>>,
 }
 
 impl Live {
@@ -27,6 +31,7 @@ impl Live {
     /// new TLS site finds its certificate.
     pub fn apply(&self, snap: Snapshot) {
         self.certs.set_configured(snap.certs.clone());
+        self.metrics.config_loaded(&snap);
         self.snapshots.store(Arc::new(snap));
         self.acme_wake.notify_one();
     }
@@ -101,10 +106,12 @@ pub fn reload(source: &Source, live: &Live) -> bool {
                 tracing::warn!(line = w.line, col = w.col, "{}", w.message);
             }
             live.apply(next);
+            live.metrics.reload(true);
             tracing::info!(source = %source.name(), "configuration reloaded");
             true
         }
         Err(e) => {
+            live.metrics.reload(false);
             tracing::error!(source = %source.name(), "reload rejected, the running configuration keeps serving:\n{e}");
             false
         }

@@ -10,10 +10,12 @@ use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
+use crate::access_log::AccessLog;
 use crate::admin::Admin;
 use crate::background::{AcmeService, HealthChecker, LimitsHousekeeping, Reloader};
 use crate::limits::ConnectionCounter;
 use crate::listener::Front;
+use crate::metrics::Metrics;
 use crate::reload::{Live, Source};
 use crate::service::Vigie;
 use crate::snapshot::{Snapshot, SnapshotHandle};
@@ -56,17 +58,40 @@ pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
     for w in &snap.config.warnings {
         tracing::warn!(line = w.line, col = w.col, "{}", w.message);
     }
+    let tokens = Arc::new(Http01Tokens::default());
     let certs = Arc::new(CertResolver::new());
     certs.set_configured(snap.certs.clone());
     let min_tls = snap.config.tls.min_version;
+    let metrics = Metrics::new();
+    metrics.config_loaded(&snap);
+    let access_log = match &snap.config.log.access {
+        Some(target) => Some(Arc::new(
+            AccessLog::start(target.clone(), snap.config.log.access_format).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open the access log {}: {e}",
+                    crate::access_log::target_name(target)
+                )
+            })?,
+        )),
+        None => None,
+    };
     let handle: SnapshotHandle = Arc::new(ArcSwap::from_pointee(snap));
     let acme_wake = Arc::new(tokio::sync::Notify::new());
     let live = Live {
         snapshots: handle.clone(),
         certs: certs.clone(),
         acme_wake: acme_wake.clone(),
+        metrics: metrics.clone(),
+        access_log: access_log.clone(),
     };
-    let tokens = Arc::new(Http01Tokens::default());
+    let vigie = || {
+        Vigie::new(
+            handle.clone(),
+            tokens.clone(),
+            metrics.clone(),
+            access_log.clone(),
+        )
+    };
     let mut manager = Manager::new(&state, certs.clone(), tokens.clone());
     // First retry delay after a failed order (doubling, capped at 8x); for tests and for
     // operators who want a faster first retry than the default minute.
@@ -84,12 +109,15 @@ pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
     let connections = Arc::new(ConnectionCounter::default());
     let mut options = HttpServerOptions::default();
     options.h2c = true;
-    let mut app = pingora::proxy::http_proxy(
-        &server.configuration,
-        Vigie::new(handle.clone(), tokens.clone()),
-    );
+    let mut app = pingora::proxy::http_proxy(&server.configuration, vigie());
     app.server_options = Some(options);
-    let front = Front::new(None, app, handle.clone(), connections.clone());
+    let front = Front::new(
+        None,
+        app,
+        handle.clone(),
+        connections.clone(),
+        metrics.clone(),
+    );
     let mut http = Service::new("vigie http".to_string(), front);
     for addr in &server_cfg.http {
         http.add_tcp_with_settings(&addr.to_string(), tcp_options(addr));
@@ -99,11 +127,14 @@ pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
     if !server_cfg.https.is_empty() {
         let tls_config = tls::server_config(min_tls, certs)
             .map_err(|e| anyhow::anyhow!("cannot build the TLS configuration: {e}"))?;
-        let app = pingora::proxy::http_proxy(
-            &server.configuration,
-            Vigie::new(handle.clone(), tokens.clone()),
+        let app = pingora::proxy::http_proxy(&server.configuration, vigie());
+        let front = Front::new(
+            Some(tls_config),
+            app,
+            handle.clone(),
+            connections,
+            metrics.clone(),
         );
-        let front = Front::new(Some(tls_config), app, handle.clone(), connections);
         let mut https = Service::new("vigie https".to_string(), front);
         for addr in &server_cfg.https {
             https.add_tcp_with_settings(&addr.to_string(), tcp_options(addr));
@@ -112,7 +143,7 @@ pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
     }
 
     if let Some(addr) = server_cfg.admin {
-        let admin_app = Admin::new(live.clone(), Some(manager.clone()));
+        let admin_app = Admin::new(live.clone(), Some(manager.clone()), metrics.clone());
         let mut admin = Service::new("vigie admin".to_string(), admin_app);
         admin.add_tcp_with_settings(&addr.to_string(), tcp_options(&addr));
         server.add_service(admin);

@@ -15,6 +15,11 @@ use vigie_config::{Action, Balance, HashKey, Route};
 
 use crate::filters::{self, body_limit, client_ip, compress, forwarded, respond, static_files};
 use crate::snapshot::{normalize_path, Snapshot, SnapshotHandle};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::access_log::{self, AccessLog};
+use crate::filters::request_id;
+use crate::metrics::{Metrics, RequestRecord};
 use crate::upstream::{InflightGuard, UpstreamGroup};
 use vigie_acme::manager::HTTP01_PREFIX;
 use vigie_acme::Http01Tokens;
@@ -23,14 +28,24 @@ use vigie_acme::Http01Tokens;
 pub struct Vigie {
     snapshots: SnapshotHandle,
     acme_tokens: Arc<Http01Tokens>,
+    metrics: Arc<Metrics>,
+    access_log: Option<Arc<AccessLog>>,
 }
 
 impl Vigie {
-    /// A proxy reading from `snapshots`, answering the HTTP-01 challenges in `acme_tokens`.
-    pub fn new(snapshots: SnapshotHandle, acme_tokens: Arc<Http01Tokens>) -> Self {
+    /// A proxy reading from `snapshots`, answering the HTTP-01 challenges in `acme_tokens`,
+    /// recording into `metrics` and `access_log`.
+    pub fn new(
+        snapshots: SnapshotHandle,
+        acme_tokens: Arc<Http01Tokens>,
+        metrics: Arc<Metrics>,
+        access_log: Option<Arc<AccessLog>>,
+    ) -> Self {
         Vigie {
             snapshots,
             acme_tokens,
+            metrics,
+            access_log,
         }
     }
 
@@ -69,6 +84,12 @@ pub struct Ctx {
     group: Option<Arc<UpstreamGroup>>,
     inflight: Option<InflightGuard>,
     accept_encoding: Option<http::HeaderValue>,
+    started: Instant,
+    start_time: SystemTime,
+    upstream_started: Option<Instant>,
+    upstream_time: Option<Duration>,
+    request_id: String,
+    limit: &'static str,
 }
 
 impl Ctx {
@@ -165,7 +186,9 @@ impl Vigie {
             }
             _ => compress::off(session),
         }
-        if filters::limit::apply(session, &snap, route, ctx.client).await? {
+        let (decision, refused) = filters::limit::apply(session, &snap, route, ctx.client).await?;
+        ctx.limit = decision;
+        if refused {
             return Ok(true);
         }
         if let Some(limit) = route.max_body {
@@ -234,11 +257,20 @@ impl ProxyHttp for Vigie {
             group: None,
             inflight: None,
             accept_encoding: None,
+            started: Instant::now(),
+            start_time: SystemTime::now(),
+            upstream_started: None,
+            upstream_time: None,
+            request_id: String::new(),
+            limit: "-",
         }
     }
 
-    /// Before pingora's modules read the request: normalise `Accept-Encoding` (q-values).
+    /// Before pingora's modules read the request: the request id, and `Accept-Encoding`
+    /// normalised for the compression module (q-values).
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        self.metrics.request_started();
+        ctx.request_id = request_id::assign(session, &ctx.snap.config.client_ip)?;
         ctx.accept_encoding = compress::negotiate(session);
         Ok(())
     }
@@ -285,6 +317,7 @@ impl ProxyHttp for Vigie {
         };
         ctx.attempts += 1;
         ctx.tried.push(addr);
+        ctx.upstream_started = Some(Instant::now());
         ctx.inflight = group.begin(&addr);
         let mut peer = HttpPeer::new(addr, false, String::new());
         let cfg = &group.config;
@@ -346,6 +379,17 @@ impl ProxyHttp for Vigie {
         Ok(())
     }
 
+    /// Time to the upstream's response header.
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _resp: &mut pingora::http::ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        ctx.upstream_time = ctx.upstream_started.map(|s| s.elapsed());
+        Ok(())
+    }
+
     /// The route's response header operations on proxied responses.
     async fn response_filter(
         &self,
@@ -359,6 +403,7 @@ impl ProxyHttp for Vigie {
         } else {
             compress::off(session);
         }
+        resp.insert_header(request_id::HEADER, ctx.request_id.as_str())?;
         Ok(())
     }
 
@@ -383,7 +428,64 @@ impl ProxyHttp for Vigie {
         }
     }
 
-    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+    /// Metrics and the access-log line, once per request.
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         ctx.inflight = None;
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let site = ctx
+            .site
+            .and_then(|i| ctx.snap.sites().get(i))
+            .map_or("-", |s| s.label.as_str());
+        let route = ctx.route().map_or("-", |r| r.path.as_str());
+        let req = session.req_header();
+        let upstream = match (&ctx.group, ctx.upstream_time) {
+            (Some(g), Some(t)) => Some((g.config.name.as_str(), t)),
+            _ => None,
+        };
+        self.metrics.request_done(&RequestRecord {
+            site,
+            route,
+            method: req.method.as_str(),
+            status,
+            duration: ctx.started.elapsed(),
+            upstream,
+            bytes_in: session.body_bytes_read(),
+            bytes_out: session.body_bytes_sent(),
+            retries: ctx.attempts.saturating_sub(1),
+        });
+        let Some(log) = &self.access_log else { return };
+        let header = |n: http::header::HeaderName| {
+            req.headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        };
+        let uri = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        log.write(&access_log::Entry {
+            client: ctx
+                .client
+                .map_or_else(|| "-".to_string(), |c| c.to_string()),
+            time: ctx.start_time,
+            method: req.method.as_str(),
+            uri,
+            version: match req.version {
+                http::Version::HTTP_10 => "HTTP/1.0",
+                http::Version::HTTP_2 => "HTTP/2.0",
+                _ => "HTTP/1.1",
+            },
+            status,
+            bytes: session.body_bytes_sent(),
+            referer: header(http::header::REFERER),
+            user_agent: header(http::header::USER_AGENT),
+            host: ctx.host.as_deref().unwrap_or("-"),
+            request_time: ctx.started.elapsed(),
+            upstream: ctx
+                .tried
+                .last()
+                .zip(ctx.upstream_time)
+                .map(|(a, t)| (a.to_string(), t)),
+            request_id: &ctx.request_id,
+            limit: ctx.limit,
+        });
     }
 }

@@ -265,6 +265,11 @@ impl UpstreamGroup {
         })
     }
 
+    /// Requests in flight to `addr` now.
+    pub fn inflight(&self, addr: &SocketAddr) -> usize {
+        self.servers.get(addr).map_or(0, |s| s.inflight())
+    }
+
     /// The group's servers in configuration order.
     pub fn servers(&self) -> &[SocketAddr] {
         &self.order

@@ -1,9 +1,10 @@
 //! The per-client rate limit of a route (nginx `limit_req`), run in `request_filter` after
 //! routing and before the route answers or proxies. ACME validation requests never get here.
 //!
-//! `Ok(true)`: the request was refused and answered (429 by default, or the zone's 503), with
-//! `Retry-After`, `RateLimit-Policy` and `RateLimit` (IETF draft structured fields) and a
-//! one-line body. A delayed request sleeps here, then goes on (`Ok(false)`).
+//! Returns the decision's label for the access log (`-`, `passed`, `delayed`, `rejected`) and
+//! whether the request was answered: refused requests get 429 by default (or the zone's 503),
+//! with `Retry-After`, `RateLimit-Policy` and `RateLimit` (IETF draft structured fields) and a
+//! one-line body. A delayed request sleeps here, then goes on.
 
 use std::net::IpAddr;
 
@@ -20,21 +21,21 @@ pub async fn apply(
     snap: &Snapshot,
     route: &Route,
     client: Option<IpAddr>,
-) -> Result<bool> {
+) -> Result<(&'static str, bool)> {
     let (Some(name), Some(ip)) = (&route.limit, client) else {
-        return Ok(false);
+        return Ok(("-", false));
     };
     let Some(zone) = snap.limits.get(name) else {
-        return Ok(false);
+        return Ok(("-", false));
     };
     if zone.exempt(ip) {
-        return Ok(false);
+        return Ok(("exempt", false));
     }
     match zone.check(ip) {
-        Decision::Allow => Ok(false),
+        Decision::Allow => Ok(("passed", false)),
         Decision::Delay(wait) => {
             tokio::time::sleep(wait).await;
-            Ok(false)
+            Ok(("delayed", false))
         }
         Decision::Reject(wait) => {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -57,7 +58,7 @@ pub async fn apply(
                 Some(&route.response_headers),
             )
             .await?;
-            Ok(true)
+            Ok(("rejected", true))
         }
     }
 }

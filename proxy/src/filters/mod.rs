@@ -8,6 +8,7 @@ pub mod client_ip;
 pub mod compress;
 pub mod forwarded;
 pub mod limit;
+pub mod request_id;
 pub mod respond;
 pub mod static_files;
 
@@ -81,6 +82,14 @@ pub async fn send(
     resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
     for (name, value) in extra {
         resp.insert_header(name.to_string(), *value)?;
+    }
+    if let Some(id) = session
+        .req_header()
+        .headers
+        .get(request_id::HEADER)
+        .cloned()
+    {
+        resp.insert_header(request_id::HEADER, id)?;
     }
     if let Some(ops) = ops {
         apply_response_ops(&mut resp, ops)?;

@@ -1,0 +1,256 @@
+//! Operations: Prometheus metrics, the access log and its reopening, request ids.
+
+use std::time::Duration;
+
+use crate::support::{client, wait_until, Origin, Vigie};
+
+fn config(origin: &str, log: &str) -> String {
+    format!(
+        r#"
+[server]
+http = ["{{http}}"]
+https = ["{{https}}"]
+admin = "{{admin}}"
+state_dir = "{{state}}"
+
+[client_ip]
+trusted_proxies = ["127.0.0.2/32"]
+
+[log]
+{log}
+
+[limits.ip]
+rate = "1/m"
+
+[upstreams.app]
+servers = ["{origin}"]
+health = {{ path = "/health", interval = "1s" }}
+
+[[sites]]
+names = ["example.com"]
+  [[sites.routes]]
+  path = "/"
+  upstream = "app"
+  [[sites.routes]]
+  path = "/limited"
+  respond = {{ body = "ok\n" }}
+  limit = "ip"
+
+[[sites]]
+names = ["localhost"]
+tls = "internal"
+  [[sites.routes]]
+  path = "/"
+  respond = {{ body = "tls\n" }}
+"#
+    )
+}
+
+async fn metrics(v: &Vigie) -> String {
+    client()
+        .get(format!("http://{}/metrics", v.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_metrics_count_what_happened() {
+    let o = Origin::start("app").await;
+    let v = Vigie::start(&config(&o.addr_str(), "access = \"off\"")).await;
+    for _ in 0..3 {
+        assert_eq!(v.get("example.com", "/x").await.status(), 200);
+    }
+    assert_eq!(v.get("example.com", "/status/503").await.status(), 503);
+    assert_eq!(v.get("example.com", "/limited").await.status(), 200);
+    assert_eq!(v.get("example.com", "/limited").await.status(), 429);
+    let root = reqwest::Certificate::from_pem(
+        std::fs::read(v.state().join("ca/root.pem"))
+            .unwrap()
+            .as_slice(),
+    )
+    .unwrap();
+    let r = v
+        .https_client(&["localhost"], &[root])
+        .get(v.https_url("localhost", "/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The access-log-free and metrics-only path: the logging phase runs after the response,
+    // so wait for the counters rather than racing them.
+    let series =
+        r#"vigie_requests_total{method="GET",route="/",site="example.com",status_class="2xx"}"#;
+    wait_until(Duration::from_secs(5), "request counters", || async {
+        value(&metrics(&v).await, series) == Some(3.0)
+    })
+    .await;
+    let m = metrics(&v).await;
+    let get = |s: &str| value(&m, s).unwrap_or_else(|| panic!("no {s} in:\n{m}"));
+    assert_eq!(
+        get(
+            r#"vigie_requests_total{method="GET",route="/",site="example.com",status_class="5xx"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            r#"vigie_requests_total{method="GET",route="/limited",site="example.com",status_class="4xx"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(r#"vigie_limit_requests_total{decision="rejected",zone="ip"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"vigie_limit_requests_total{decision="allowed",zone="ip"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(&format!(
+            r#"vigie_upstream_server_up{{server="{}",upstream="app"}}"#,
+            o.addr_str()
+        )),
+        1.0
+    );
+    assert!(get(r#"vigie_upstream_duration_seconds_count{upstream="app"}"#) >= 4.0);
+    assert!(get(r#"vigie_tls_handshakes_total{result="ok"}"#) >= 1.0);
+    assert!(
+        get(
+            r#"vigie_certificate_not_after_timestamp_seconds{name="localhost",source="configured"}"#
+        ) > 1.7e9
+    );
+    assert!(m.contains("vigie_config_info{hash=\""), "{m}");
+    // Reloads, ok and failed, are counted.
+    v.signal("HUP");
+    v.wait_log("configuration reloaded").await;
+    v.write_config("[server]\nbogus = 1\n");
+    v.signal("HUP");
+    v.wait_log("reload rejected").await;
+    let m = metrics(&v).await;
+    assert_eq!(
+        value(&m, r#"vigie_config_reloads_total{result="ok"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&m, r#"vigie_config_reloads_total{result="failed"}"#),
+        Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_log_lines_in_combined_format_and_reopened_on_usr1() {
+    let o = Origin::start("app").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let v = Vigie::start(&config(
+        &o.addr_str(),
+        &format!("access = \"{}\"", path.display()),
+    ))
+    .await;
+    let r = client()
+        .get(v.url("/page?q=1"))
+        .header("host", "example.com")
+        .header("user-agent", "test-agent/1.0")
+        .header("referer", "https://ref.example/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    wait_until(Duration::from_secs(5), "the access log line", || async {
+        std::fs::read_to_string(&path).is_ok_and(|t| t.contains("/page?q=1"))
+    })
+    .await;
+    let line = std::fs::read_to_string(&path).unwrap();
+    let re_ok = line.starts_with("127.0.0.1 - - [")
+        && line.contains("] \"GET /page?q=1 HTTP/1.1\" 200 ")
+        && line.ends_with(" \"https://ref.example/\" \"test-agent/1.0\"\n");
+    assert!(re_ok, "{line}");
+    // The request id went upstream too.
+    assert_eq!(o.seen()[0].headers["x-request-id"], id);
+    // logrotate: move the file, SIGUSR1, and the next line lands in a new file.
+    let rotated = dir.path().join("access.log.1");
+    std::fs::rename(&path, &rotated).unwrap();
+    v.signal("USR1");
+    v.wait_log("access log reopened").await;
+    v.get("example.com", "/after").await;
+    wait_until(Duration::from_secs(5), "a line in the new file", || async {
+        std::fs::read_to_string(&path).is_ok_and(|t| t.contains("/after"))
+    })
+    .await;
+    assert!(!std::fs::read_to_string(&rotated)
+        .unwrap()
+        .contains("/after"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_access_log_and_request_ids() {
+    let o = Origin::start("app").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.json");
+    let v = Vigie::start(&config(
+        &o.addr_str(),
+        &format!("access = \"{}\"\nformat = \"json\"", path.display()),
+    ))
+    .await;
+    // From an untrusted client, a request id is replaced by a generated one.
+    let r = client()
+        .get(v.url("/a"))
+        .header("host", "example.com")
+        .header("x-request-id", "spoofed-id")
+        .send()
+        .await
+        .unwrap();
+    let generated = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_ne!(generated, "spoofed-id");
+    assert_eq!(generated.len(), 36, "a UUID: {generated}");
+    // From a trusted proxy (a CDN), it is kept.
+    let cdn = reqwest::Client::builder()
+        .no_proxy()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let r = cdn
+        .get(v.url("/b"))
+        .header("host", "example.com")
+        .header("x-request-id", "cdn-123")
+        .header("x-forwarded-for", "198.51.100.4")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "cdn-123");
+    assert_eq!(o.seen()[1].headers["x-request-id"], "cdn-123");
+    // vigie's own answers carry it too.
+    let r = v.get("example.com", "/limited").await;
+    assert!(r.headers().get("x-request-id").is_some());
+    wait_until(Duration::from_secs(5), "three JSON lines", || async {
+        std::fs::read_to_string(&path).is_ok_and(|t| t.lines().count() >= 3)
+    })
+    .await;
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let b = lines.iter().find(|l| l["uri"] == "/b").unwrap();
+    assert_eq!(b["client"], "198.51.100.4");
+    assert_eq!(b["request_id"], "cdn-123");
+    assert_eq!(b["status"], 200);
+    assert_eq!(b["upstream_addr"], o.addr_str());
+    assert!(b["upstream_time"].as_f64().unwrap() >= 0.0);
+    let limited = lines.iter().find(|l| l["uri"] == "/limited").unwrap();
+    assert_eq!(limited["limit"], "passed");
+}
