@@ -254,3 +254,118 @@ async fn json_access_log_and_request_ids() {
     let limited = lines.iter().find(|l| l["uri"] == "/limited").unwrap();
     assert_eq!(limited["limit"], "passed");
 }
+
+fn two_upstreams(a: &str, b: &str, target: &str) -> String {
+    format!(
+        r#"
+[server]
+http = ["{{http}}"]
+admin = "{{admin}}"
+state_dir = "{{state}}"
+[log]
+access = "off"
+[upstreams.a]
+servers = ["{a}"]
+[upstreams.b]
+servers = ["{b}"]
+[[sites]]
+names = ["example.com"]
+  [[sites.routes]]
+  path = "/"
+  upstream = "{target}"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_reloads_under_load_lose_no_request() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let a = Origin::start("a").await;
+    let b = Origin::start("b").await;
+    let (cfg_a, cfg_b) = (
+        two_upstreams(&a.addr_str(), &b.addr_str(), "a"),
+        two_upstreams(&a.addr_str(), &b.addr_str(), "b"),
+    );
+    let v = Vigie::start(&cfg_a).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (stop, ok, failures, url) = (stop.clone(), ok.clone(), failures.clone(), v.url("/x"));
+        clients.push(tokio::spawn(async move {
+            // Keep-alive: one client, its pooled connections reused across reloads.
+            let c = client();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) && n < 20_000 {
+                n += 1;
+                match c.get(&url).header("host", "example.com").send().await {
+                    Ok(r) if r.status() == 200 => {
+                        let who = r.text().await.unwrap_or_default();
+                        if who.starts_with("a ") || who.starts_with("b ") {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            failures.lock().unwrap().push(format!("body {who:?}"));
+                        }
+                    }
+                    Ok(r) => failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("status {}", r.status())),
+                    Err(e) => failures.lock().unwrap().push(e.to_string()),
+                }
+            }
+        }));
+    }
+    for i in 1..=10 {
+        let (cfg, expect) = if i % 2 == 1 {
+            (&cfg_b, "b /x\n")
+        } else {
+            (&cfg_a, "a /x\n")
+        };
+        v.write_config(cfg);
+        v.signal("HUP");
+        wait_until(Duration::from_secs(10), "the reload", || async {
+            v.log().matches("configuration reloaded").count() == i
+        })
+        .await;
+        // Once applied, new requests go where the new snapshot says.
+        assert_eq!(
+            v.get("example.com", "/x").await.text().await.unwrap(),
+            expect
+        );
+        // Let the load run on this configuration before the next reload.
+        let base = ok.load(Ordering::Relaxed);
+        wait_until(
+            Duration::from_secs(20),
+            "traffic between reloads",
+            || async { ok.load(Ordering::Relaxed) >= base + 300 },
+        )
+        .await;
+    }
+    // An invalid file: rejected, the last good configuration (the 10th: upstream a) serves on.
+    v.write_config("[server]\nhttp = [\"{http}\"]\n[[sites]]\nnames = 1\n");
+    v.signal("HUP");
+    v.wait_log("reload rejected").await;
+    assert_eq!(
+        v.get("example.com", "/x").await.text().await.unwrap(),
+        "a /x\n"
+    );
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let failures = failures.lock().unwrap();
+    let ok = ok.load(Ordering::Relaxed);
+    assert!(
+        failures.is_empty(),
+        "{} failed of {}: {:?}",
+        failures.len(),
+        ok + failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(ok > 3000, "{ok} requests");
+    eprintln!("{ok} requests across 10 reloads and 1 rejected reload, 0 failed");
+    assert!(a.count() > 0 && b.count() > 0);
+}
