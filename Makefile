@@ -2,7 +2,7 @@
 # Each first installs the system packages it needs when they are missing (Debian/Ubuntu).
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := cmake pebble curl openssl
+APT_PACKAGES := cmake pebble curl openssl systemd
 
 .PHONY: demo test deps check lint
 
@@ -13,6 +13,7 @@ deps:
 	command -v pebble >/dev/null 2>&1 || missing="$$missing pebble"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && \

@@ -98,6 +98,7 @@ impl BackgroundService for Reloader {
                     if got.is_none() {
                         return;
                     }
+                    systemd_notify(&[sd_notify::NotifyState::Reloading, monotonic_usec()]);
                     let source = self.source.clone();
                     let live = self.live.clone();
                     // Reading and DNS resolution block: keep them off the async workers.
@@ -105,6 +106,7 @@ impl BackgroundService for Reloader {
                     if let Err(e) = res {
                         tracing::error!(error = %e, "reload task failed");
                     }
+                    systemd_notify(&[sd_notify::NotifyState::Ready]);
                 }
                 _ = shutdown.changed() => return,
             }
@@ -196,6 +198,69 @@ impl BackgroundService for LimitsHousekeeping {
             }
             for zone in self.snapshots.load().limits.values() {
                 zone.retain_recent();
+            }
+        }
+    }
+}
+
+/// Tell systemd (when run as a `Type=notify` service; a no-op otherwise).
+pub fn systemd_notify(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// `MONOTONIC_USEC=`, which systemd 253+ requires after `RELOADING=1`.
+fn monotonic_usec() -> sd_notify::NotifyState<'static> {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        i128::from(t.tv_sec()) * 1_000_000 + i128::from(t.tv_nsec()) / 1_000
+    });
+    sd_notify::NotifyState::MonotonicUsec(now)
+}
+
+/// Tells systemd `READY=1` once every listener accepts connections, then pings the watchdog
+/// at half its interval while the process serves.
+pub struct SystemdNotify {
+    listeners: Vec<std::net::SocketAddr>,
+}
+
+impl SystemdNotify {
+    /// Readiness of `listeners` (unspecified addresses are probed on loopback).
+    pub fn new(listeners: Vec<std::net::SocketAddr>) -> Self {
+        SystemdNotify { listeners }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for SystemdNotify {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        for addr in &self.listeners {
+            let mut probe = *addr;
+            if probe.ip().is_unspecified() {
+                probe.set_ip(match probe {
+                    std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            for _ in 0..600 {
+                if tokio::net::TcpStream::connect(probe).await.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        systemd_notify(&[sd_notify::NotifyState::Ready]);
+        tracing::info!("vigie is ready");
+        let Some(interval) = sd_notify::watchdog_enabled() else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval / 2) => systemd_notify(&[sd_notify::NotifyState::Watchdog]),
+                _ = shutdown.changed() => {
+                    systemd_notify(&[sd_notify::NotifyState::Stopping]);
+                    return;
+                }
             }
         }
     }

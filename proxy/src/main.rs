@@ -25,6 +25,9 @@ enum Command {
     Check,
     /// Print the local CA certificate (PEM) to trust for `tls = "internal"` sites.
     Ca,
+    /// Check the configuration, then tell the running instance to reload it (SIGHUP to the
+    /// pid in STATE/vigie.pid), like `nginx -t && nginx -s reload`.
+    Reload,
     /// ACME certificates of the running instance (through its admin listener).
     Cert {
         #[command(subcommand)]
@@ -207,6 +210,47 @@ fn cert(source: &Source, action: &CertAction) -> ExitCode {
     }
 }
 
+fn reload_running(source: &Source) -> ExitCode {
+    let snap = match reload::load(source, None) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!(
+                "vigie: not reloading: the configuration {} is invalid",
+                source.name()
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let pid_file = snap.config.server.state_dir.join("vigie.pid");
+    let pid = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok());
+    let Some(pid) = pid else {
+        eprintln!(
+            "vigie: no running instance: cannot read a pid from {}",
+            pid_file.display()
+        );
+        return ExitCode::from(1);
+    };
+    match nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    ) {
+        Ok(()) => {
+            println!("vigie: the configuration is valid; reload signalled to pid {pid}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "vigie: cannot signal pid {pid} (from {}): {e}",
+                pid_file.display()
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn run(source: Source) -> ExitCode {
     let snap = match reload::load(&source, None) {
         Ok(s) => s,
@@ -243,6 +287,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::Check) => check(&src),
         Some(Command::Ca) => print_ca(&src),
+        Some(Command::Reload) => reload_running(&src),
         Some(Command::Cert { action }) => cert(&src, action),
         Some(Command::Run) | None => run(src),
     }

@@ -12,7 +12,7 @@ use pingora::services::listening::Service;
 
 use crate::access_log::AccessLog;
 use crate::admin::Admin;
-use crate::background::{AcmeService, HealthChecker, LimitsHousekeeping, Reloader};
+use crate::background::{AcmeService, HealthChecker, LimitsHousekeeping, Reloader, SystemdNotify};
 use crate::limits::ConnectionCounter;
 use crate::listener::Front;
 use crate::metrics::Metrics;
@@ -54,6 +54,14 @@ pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
         anyhow::anyhow!("cannot create the state directory {}: {e}", state.display())
     })?;
     let conf = server_conf(&snap);
+    let pid_file = state.join("vigie.pid");
+    if let Err(e) = vigie_acme::store::write_atomic(
+        &pid_file,
+        format!("{}\n", std::process::id()).as_bytes(),
+        false,
+    ) {
+        tracing::warn!(path = %pid_file.display(), error = %e, "cannot write the pid file");
+    }
     let server_cfg = snap.config.server.clone();
     for w in &snap.config.warnings {
         tracing::warn!(line = w.line, col = w.col, "{}", w.message);
@@ -163,6 +171,12 @@ pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
     server.add_service(background_service(
         "vigie reload",
         Reloader::new(live, Arc::new(source)),
+    ));
+    let mut listeners = server_cfg.http.clone();
+    listeners.extend(server_cfg.https.iter().copied());
+    server.add_service(background_service(
+        "vigie systemd",
+        SystemdNotify::new(listeners),
     ));
     tracing::info!(http = ?server_cfg.http, https = ?server_cfg.https, admin = ?server_cfg.admin,
         "vigie starting");
