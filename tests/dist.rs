@@ -102,3 +102,133 @@ async fn vigie_reload_checks_then_signals_the_running_instance() {
         "nothing was signalled"
     );
 }
+
+fn dist(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+#[test]
+fn the_docker_image_and_compose_file_hold_together() {
+    let dockerfile = dist("docker/Dockerfile");
+    for needed in [
+        "AS build",
+        "cargo build --release -p vigie",
+        "USER vigie",
+        "HEALTHCHECK",
+        "/healthz",
+        "VOLUME [\"/var/lib/vigie\"]",
+    ] {
+        assert!(dockerfile.contains(needed), "Dockerfile lacks {needed}");
+    }
+    assert_eq!(
+        dockerfile.matches("\nFROM ").count() + usize::from(dockerfile.starts_with("FROM")),
+        2
+    );
+    let compose: serde_yaml::Value =
+        serde_yaml::from_str(&dist("docker/docker-compose.prod.yml")).unwrap();
+    let services = compose["services"].as_mapping().unwrap();
+    for s in ["vigie", "frontend", "backend", "grafana", "prometheus"] {
+        assert!(services.contains_key(s), "no service {s}");
+    }
+    let vigie = &compose["services"]["vigie"];
+    let ports: Vec<&str> = vigie["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    assert_eq!(ports, ["80:80", "443:443"]);
+    assert_eq!(vigie["build"]["dockerfile"], "docker/Dockerfile");
+    assert_eq!(compose["services"]["backend"]["deploy"]["replicas"], 3);
+    let mounts: Vec<&str> = compose["services"]["prometheus"]["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(mounts
+        .iter()
+        .any(|m| m.starts_with("../dist/prometheus.yml:")));
+    let prom: serde_yaml::Value = serde_yaml::from_str(&dist("dist/prometheus.yml")).unwrap();
+    assert_eq!(
+        prom["scrape_configs"][0]["static_configs"][0]["targets"][0],
+        "vigie:9145"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_and_dashboard_use_metrics_vigie_exports() {
+    let alerts: serde_yaml::Value = serde_yaml::from_str(&dist("dist/alerts.yml")).unwrap();
+    let rules = alerts["groups"][0]["rules"].as_sequence().unwrap();
+    let names: Vec<&str> = rules.iter().filter_map(|r| r["alert"].as_str()).collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&dist("dist/grafana-dashboard.json")).unwrap();
+    let mut exprs: Vec<String> = rules
+        .iter()
+        .filter_map(|r| r["expr"].as_str().map(str::to_string))
+        .collect();
+    for p in dashboard["panels"].as_array().unwrap() {
+        exprs.push(p["targets"][0]["expr"].as_str().unwrap().to_string());
+    }
+    // A running vigie with each kind of metric (an ACME site whose CA is unreachable, so
+    // that its failed order is counted).
+    let o = Origin::start("app").await;
+    let cfg = format!(
+        "[server]\nhttp = [\"{{http}}\"]\nhttps = [\"{{https}}\"]\nadmin = \"{{admin}}\"\nstate_dir = \"{{state}}\"\n\
+         [acme]\ndirectory = \"https://127.0.0.1:1/dir\"\n\
+         [limits.ip]\nrate = \"10/s\"\n[upstreams.app]\nservers = [\"{}\"]\n\
+         [[sites]]\nnames = [\"localhost\"]\ntls = \"internal\"\nlimit = \"ip\"\n[[sites.routes]]\npath = \"/\"\nupstream = \"app\"\n\
+         [[sites]]\nnames = [\"acme.example.com\"]\ntls = \"acme\"\n[[sites.routes]]\npath = \"/\"\nrespond = {{}}\n",
+        o.addr_str()
+    );
+    let v = Vigie::start(&cfg).await;
+    let root =
+        reqwest::Certificate::from_pem(&std::fs::read(v.state().join("ca/root.pem")).unwrap())
+            .unwrap();
+    let r = v
+        .https_client(&["localhost"], &[root])
+        .get(v.https_url("localhost", "/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    v.wait_log("certificate order failed").await;
+    crate::support::wait_until(
+        std::time::Duration::from_secs(5),
+        "a counted request",
+        || async {
+            crate::support::client()
+                .get(format!("http://{}/metrics", v.admin))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+                .contains("vigie_acme_orders_total{")
+        },
+    )
+    .await;
+    let exported = crate::support::client()
+        .get(format!("http://{}/metrics", v.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expr in exprs {
+        for (i, _) in expr.match_indices("vigie_") {
+            let name: String = expr[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let family = name.trim_end_matches("_bucket");
+            assert!(
+                exported.contains(&format!("# TYPE {family} ")),
+                "{family} (used in `{expr}`) is not exported"
+            );
+        }
+    }
+}

@@ -225,6 +225,13 @@ impl Metrics {
             },
             registry: r,
         };
+        // Series with known labels start at 0, so `increase()` and alerts see them at once.
+        for result in ["ok", "failed"] {
+            m.reloads.with_label_values(&[result]);
+        }
+        for result in ["ok", "failed", "timeout", "acme"] {
+            m.tls_handshakes.with_label_values(&[result]);
+        }
         Arc::new(m)
     }
 
