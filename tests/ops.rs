@@ -369,3 +369,109 @@ async fn ten_reloads_under_load_lose_no_request() {
     eprintln!("{ok} requests across 10 reloads and 1 rejected reload, 0 failed");
     assert!(a.count() > 0 && b.count() > 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_requests_in_flight_finish() {
+    let o = Origin::start("app").await;
+    let cfg = two_upstreams(&o.addr_str(), &o.addr_str(), "a").replace(
+        "state_dir = \"{state}\"",
+        "state_dir = \"{state}\"\ngrace_period = \"5s\"",
+    );
+    let mut v = Vigie::start(&cfg).await;
+    let url = v.url("/slow?ms=1500");
+    let slow = tokio::spawn(async move {
+        client()
+            .get(url)
+            .header("host", "example.com")
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    wait_until(
+        Duration::from_secs(5),
+        "the slow request to arrive",
+        || async { o.count() == 1 },
+    )
+    .await;
+    v.signal("TERM");
+    assert_eq!(
+        slow.await.unwrap().unwrap(),
+        200,
+        "the request in flight finished"
+    );
+    // No new connection is accepted once draining, and the process ends by itself.
+    wait_until(Duration::from_secs(5), "the listener to close", || async {
+        tokio::net::TcpStream::connect(&v.http).await.is_err()
+    })
+    .await;
+    v.wait_exit(Duration::from_secs(15)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn graceful_upgrade_hands_the_sockets_over_without_losing_a_request() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let o = Origin::start("app").await;
+    let cfg = two_upstreams(&o.addr_str(), &o.addr_str(), "a").replace(
+        "state_dir = \"{state}\"",
+        "state_dir = \"{state}\"\ngrace_period = \"2s\"",
+    );
+    let mut v = Vigie::start(&cfg).await;
+    let old_pid = v.pid();
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (stop, ok, failures, url) = (stop.clone(), ok.clone(), failures.clone(), v.url("/u"));
+        clients.push(tokio::spawn(async move {
+            // A new connection per request: every accept goes through the handed-over socket.
+            let c = reqwest::Client::builder()
+                .no_proxy()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) && n < 50_000 {
+                n += 1;
+                match c.get(&url).header("host", "example.com").send().await {
+                    Ok(r) if r.status() == 200 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(r) => failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("status {}", r.status())),
+                    Err(e) => failures.lock().unwrap().push(format!("{e:?}")),
+                }
+            }
+        }));
+    }
+    wait_until(Duration::from_secs(5), "traffic", || async {
+        ok.load(Ordering::Relaxed) > 100
+    })
+    .await;
+    v.upgrade().await;
+    assert_ne!(v.pid(), old_pid);
+    let base = ok.load(Ordering::Relaxed);
+    wait_until(
+        Duration::from_secs(10),
+        "traffic on the new process",
+        || async { ok.load(Ordering::Relaxed) > base + 100 },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let failures = failures.lock().unwrap();
+    let total = ok.load(Ordering::Relaxed);
+    assert!(
+        failures.is_empty(),
+        "{} failed of {}: {:?}",
+        failures.len(),
+        total,
+        &failures[..failures.len().min(3)]
+    );
+    eprintln!("{total} requests across a binary upgrade, 0 failed");
+}

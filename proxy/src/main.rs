@@ -20,7 +20,12 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve (the default).
-    Run,
+    Run {
+        /// Take over the listening sockets of a running vigie (graceful binary upgrade):
+        /// start the new binary with --upgrade, then send SIGQUIT to the old process.
+        #[arg(long)]
+        upgrade: bool,
+    },
     /// Check the configuration like `nginx -t`: exit 0 with a summary, or list every error.
     Check,
     /// Print the local CA certificate (PEM) to trust for `tls = "internal"` sites.
@@ -251,7 +256,7 @@ fn reload_running(source: &Source) -> ExitCode {
     }
 }
 
-fn run(source: Source) -> ExitCode {
+fn run(source: Source, upgrade: bool) -> ExitCode {
     let snap = match reload::load(&source, None) {
         Ok(s) => s,
         Err(e) => {
@@ -272,7 +277,7 @@ fn run(source: Source) -> ExitCode {
             vigie::demo::dir().display()
         );
     }
-    match vigie::server::run(snap, source) {
+    match vigie::server::run(snap, source, upgrade) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vigie: {e:#}");
@@ -289,6 +294,7 @@ fn main() -> ExitCode {
         Some(Command::Ca) => print_ca(&src),
         Some(Command::Reload) => reload_running(&src),
         Some(Command::Cert { action }) => cert(&src, action),
-        Some(Command::Run) | None => run(src),
+        Some(Command::Run { upgrade }) => run(src, *upgrade),
+        None => run(src, false),
     }
 }

@@ -41,14 +41,18 @@ fn server_conf(snap: &Snapshot) -> ServerConf {
         threads,
         pid_file: state.join("vigie.pid").display().to_string(),
         upgrade_sock: state.join("vigie-upgrade.sock").display().to_string(),
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(server.grace_period.as_secs().max(1)),
+        // On SIGTERM (and after an upgrade hand-off) the listeners stop accepting at once;
+        // requests in flight get `grace_period` to finish before the runtimes stop.
+        grace_period_seconds: Some(server.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     }
 }
 
 /// Build the pingora server for `snap` and run it until shutdown. Never returns.
-pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
+/// With `upgrade`, the listening sockets are taken over from the running process (which is
+/// then told to quit with SIGQUIT): pingora's zero-downtime binary upgrade.
+pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> {
     let state = snap.config.server.state_dir.clone();
     std::fs::create_dir_all(&state).map_err(|e| {
         anyhow::anyhow!("cannot create the state directory {}: {e}", state.display())
@@ -111,7 +115,11 @@ pub fn run(snap: Snapshot, source: Source) -> anyhow::Result<()> {
     {
         manager = manager.with_retry(base, base * 8);
     }
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora::server::configuration::Opt {
+        upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
 
     let connections = Arc::new(ConnectionCounter::default());

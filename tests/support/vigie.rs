@@ -213,6 +213,54 @@ impl Vigie {
         std::fs::read_to_string(self.dir.path().join("vigie.log")).unwrap_or_default()
     }
 
+    /// Wait until the process exits (at most `limit`); its exit status.
+    pub async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let start = std::time::Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "vigie still running after {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Graceful binary upgrade: start a new process with `--upgrade`, wait until it waits
+    /// for the sockets, SIGQUIT the old one, and follow the new one once the old has exited.
+    pub async fn upgrade(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("vigie.log"))
+            .expect("log file");
+        let new = Command::new(bin())
+            .args(["run", "--upgrade", "-c"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn the new vigie");
+        super::wait_until(
+            Duration::from_secs(20),
+            "the new process to wait for sockets",
+            || async { self.log().contains("No incoming socket transfer") },
+        )
+        .await;
+        self.signal("QUIT");
+        let mut old = std::mem::replace(&mut self.child, new);
+        let start = std::time::Instant::now();
+        while old.try_wait().ok().flatten().is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the old process did not exit"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
