@@ -133,6 +133,7 @@ async fn prometheus_metrics_count_what_happened() {
         ) > 1.7e9
     );
     assert!(m.contains("vigie_config_info{hash=\""), "{m}");
+    assert!(get("vigie_downstream_connections") >= 0.0);
     // Reloads, ok and failed, are counted.
     v.signal("HUP");
     v.wait_log("configuration reloaded").await;
@@ -203,7 +204,10 @@ async fn json_access_log_and_request_ids() {
     let path = dir.path().join("access.json");
     let v = Vigie::start(&config(
         &o.addr_str(),
-        &format!("access = \"{}\"\nformat = \"json\"", path.display()),
+        &format!(
+            "access = \"{}\"\nformat = \"json\"\njson = true",
+            path.display()
+        ),
     ))
     .await;
     // From an untrusted client, a request id is replaced by a generated one.
@@ -253,6 +257,11 @@ async fn json_access_log_and_request_ids() {
     assert!(b["upstream_time"].as_f64().unwrap() >= 0.0);
     let limited = lines.iter().find(|l| l["uri"] == "/limited").unwrap();
     assert_eq!(limited["limit"], "passed");
+    // `[log] json = true`: diagnostic lines are JSON too.
+    let diag = v.log();
+    let starting = diag.lines().find(|l| l.contains("vigie starting")).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(starting).unwrap();
+    assert_eq!(parsed["level"], "INFO");
 }
 
 fn two_upstreams(a: &str, b: &str, target: &str) -> String {

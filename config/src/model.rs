@@ -460,6 +460,8 @@ pub struct Log {
     pub access: Option<LogTarget>,
     /// Access log line format.
     pub access_format: AccessFormat,
+    /// Diagnostic logs as JSON lines instead of text. Default false.
+    pub json: bool,
 }
 
 /// Where a log goes.

@@ -163,6 +163,7 @@ pub(crate) struct RawLog {
     pub(crate) level: Option<Str>,
     pub(crate) access: Option<Str>,
     pub(crate) format: Option<Str>,
+    pub(crate) json: Option<Spanned<bool>>,
 }
 
 /// `[[sites]]`.

@@ -986,8 +986,10 @@ impl Validator<'_> {
             level: "info".to_owned(),
             access: Some(LogTarget::Stdout),
             access_format: AccessFormat::Combined,
+            json: false,
         };
         let Some(raw) = raw else { return log };
+        log.json = raw.json.as_ref().is_some_and(|j| *j.get_ref());
         if let Some(level) = &raw.level {
             if level.get_ref().trim().is_empty() {
                 self.error(

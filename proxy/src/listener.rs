@@ -130,6 +130,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Front<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let _open = self.metrics.connection_opened();
         let _slot = match self.admit(&stream) {
             Ok(slot) => slot,
             Err(ip) => {

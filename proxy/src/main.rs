@@ -73,15 +73,20 @@ fn source(cli: &Cli) -> Source {
     }
 }
 
-fn init_tracing(level: &str) {
+fn init_tracing(level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init()
+    };
 }
 
 fn check(source: &Source) -> ExitCode {
@@ -268,7 +273,7 @@ fn run(source: Source, upgrade: bool) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    init_tracing(&snap.config.log.level);
+    init_tracing(&snap.config.log.level, snap.config.log.json);
     if matches!(source, Source::Demo) {
         eprintln!(
             "vigie: no -c given, running the embedded demo on https://localhost:8443 \

@@ -30,6 +30,7 @@ pub struct Metrics {
     bytes_in: IntCounterVec,
     bytes_out: IntCounterVec,
     in_flight: IntGauge,
+    connections: IntGauge,
     retries: IntCounterVec,
     tls_handshakes: IntCounterVec,
     reloads: IntCounterVec,
@@ -142,6 +143,15 @@ impl Metrics {
             in_flight: {
                 let g = IntGauge::new("vigie_requests_in_flight", "Requests being served now.")
                     .unwrap_or_else(|e| unreachable!("{e}"));
+                let _ = r.register(Box::new(g.clone()));
+                g
+            },
+            connections: {
+                let g = IntGauge::new(
+                    "vigie_downstream_connections",
+                    "Client connections open now.",
+                )
+                .unwrap_or_else(|e| unreachable!("{e}"));
                 let _ = r.register(Box::new(g.clone()));
                 g
             },
@@ -275,6 +285,12 @@ impl Metrics {
             .inc_by(r.bytes_out as u64);
     }
 
+    /// A client connection opened; it counts until the guard drops.
+    pub fn connection_opened(self: &Arc<Self>) -> ConnectionGauge {
+        self.connections.inc();
+        ConnectionGauge(self.clone())
+    }
+
     /// A TLS handshake ended (`ok`, `failed`, `timeout`, `acme`).
     pub fn tls_handshake(&self, result: &str) {
         self.tls_handshakes.with_label_values(&[result]).inc();
@@ -363,4 +379,13 @@ pub fn config_hash(snap: &Snapshot) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     format!("{:?}", snap.config).hash(&mut h);
     format!("{:016x}", h.finish())
+}
+
+/// Counts one open client connection in `vigie_downstream_connections` while alive.
+pub struct ConnectionGauge(Arc<Metrics>);
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        self.0.connections.dec();
+    }
 }
