@@ -67,7 +67,7 @@ impl Admin {
                     certs.push((n.clone(), "acme", c.not_after));
                 }
             }
-            acme.push((s.names.join(","), s.issued, s.failed as u32));
+            acme.push((s.names.join(","), s.issued, s.failed));
         }
         let body = self.metrics.render(&snap, &certs, &acme);
         Response::builder()

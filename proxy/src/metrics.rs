@@ -322,7 +322,7 @@ impl Metrics {
         &self,
         snap: &Snapshot,
         certs: &[(String, &'static str, SystemTime)],
-        acme: &[(String, u64, u32)],
+        acme: &[(String, u64, u64)],
     ) -> Vec<u8> {
         self.server_up.reset();
         self.server_in_flight.reset();
@@ -361,7 +361,7 @@ impl Metrics {
                 .set(unix(*not_after));
         }
         for (site, issued, failures) in acme {
-            for (result, v) in [("ok", *issued), ("failed", u64::from(*failures))] {
+            for (result, v) in [("ok", *issued), ("failed", *failures)] {
                 let m = self.acme_orders.with_label_values(&[site.as_str(), result]);
                 m.reset();
                 m.inc_by(v);
