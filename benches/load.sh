@@ -85,8 +85,7 @@ http {
     location / { proxy_pass http://origin; }
   }
   server {
-    listen 127.0.0.1:$n_https ssl;
-    http2 on;
+    listen 127.0.0.1:$n_https ssl http2;
     server_name bench.test;
     ssl_certificate $dir/cert.pem; ssl_certificate_key $dir/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -114,36 +113,38 @@ measure() {
   out=$("$@" 2>&1)
   after=$(cpu_ticks "$pid")
   if [[ "$1" == h2load ]]; then
-    rps=$(awk '/finished in/ {gsub(",", "", $4); print $4}' <<<"$out")
-    n=$(awk '/requests:/ {print $2; exit}' <<<"$out")
-    p50=$(awk '/time for request:/ {print $5}' <<<"$out"); p99=$(awk '/time for request:/ {print $6}' <<<"$out")
+    rps=$(awk '/finished in/ {print $4}' <<<"$out")
+    n=$(awk '/^requests:/ {print $8; exit}' <<<"$out")   # succeeded
+    # h2load reports min/max/mean, not percentiles: mean in the p50 column, max in p99.
+    p50=$(awk '/time for request:/ {print $6}' <<<"$out"); p99=$(awk '/time for request:/ {print $5}' <<<"$out")
+    if [[ $(awk '/^status codes:/ {print $3}' <<<"$out") != "${n:-x}" ]]; then rps="ERR"; fi
   else
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     n=$(awk '/requests in/ {print $1}' <<<"$out")
     p50=$(awk '$1 == "50%" {print $2}' <<<"$out"); p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+    if grep -q "Non-2xx" <<<"$out"; then rps="ERR"; fi
   fi
   local cpu_us
   cpu_us=$(awk -v a="$after" -v b="$before" -v n="${n:-1}" -v hz="$hz" 'BEGIN { if (n < 1) n = 1; printf "%.1f", (a - b) * 1e6 / hz / n }')
   echo "${rps:-0} ${p50:--} ${p99:--} $cpu_us"
 }
 
-wrk_cmd() { echo "wrk --latency -t2 -c$1 -d${secs}s $2 $3"; }
-scenario_cmd() { # scenario target -> command line
-  local s=$1 t=$2 url host_h port scheme
+# scenario_cmd SCENARIO TARGET: sets the array CMD to the load generator's command line.
+scenario_cmd() {
+  local s=$1 t=$2 port scheme host
   case $t in
     vigie) port=$([[ $s == s1 || $s == s6 ]] && echo "$v_http" || echo "$v_https") ;;
     nginx) port=$([[ $s == s1 || $s == s6 ]] && echo "$n_http" || echo "$n_https") ;;
     origin) port=$o_port ;;
   esac
   scheme=$([[ $s == s1 || $s == s6 || $t == origin ]] && echo http || echo https)
-  host_h=$([[ $scheme == https ]] && echo "bench.test" || echo "plain.test")
-  url="$scheme://127.0.0.1:$port"
+  host=$([[ $scheme == https ]] && echo "bench.test" || echo "plain.test")
+  local url="$scheme://127.0.0.1:$port"
   case $s in
-    s1) wrk_cmd 64 "-H Host:$host_h" "$url/" ;;
-    s2) wrk_cmd 16 "-H Host:$host_h -H Connection:close" "$url/" ;;
-    s3) wrk_cmd 64 "-H Host:$host_h" "$url/" ;;
-    s3h2) echo "h2load -c64 -m10 -D${secs} --sni=bench.test -H host:bench.test $url/" ;;
-    s6) wrk_cmd 16 "-H Host:$host_h" "$url/1m" ;;
+    s1 | s3) CMD=(wrk --latency -t2 -c64 -d"${secs}s" -H "Host: $host" "$url/") ;;
+    s2) CMD=(wrk --latency -t2 -c16 -d"${secs}s" -H "Host: $host" -H "Connection: close" "$url/") ;;
+    s3h2) CMD=(h2load -c64 -m10 -D"$secs" -H ":authority: bench.test" "$url/") ;;
+    s6) CMD=(wrk --latency -t2 -c16 -d"${secs}s" -H "Host: $host" "$url/1m") ;;
   esac
 }
 pid_of() { case $1 in vigie) echo $vigie_pid ;; nginx) echo $nginx_pid ;; origin) echo "${pids[0]}" ;; esac; }
@@ -153,8 +154,8 @@ for s in $scenarios; do
   targets="vigie nginx"; [[ $s == s1 || $s == s6 ]] && targets="vigie nginx origin"
   for r in $(seq "$rounds"); do
     for t in $targets; do
-      # shellcheck disable=SC2046
-      results[$s,$t,$r]=$(measure "$(pid_of $t)" $(scenario_cmd "$s" "$t"))
+      scenario_cmd "$s" "$t"
+      results[$s,$t,$r]=$(measure "$(pid_of "$t")" "${CMD[@]}")
     done
   done
 done
