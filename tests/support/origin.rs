@@ -49,37 +49,17 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// Start an origin named `name`.
+    /// Start an origin named `name` (HTTP/1.1, with upgrades).
     pub async fn start(name: &str) -> Origin {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
-        let addr = listener.local_addr().expect("origin addr");
-        let state = Arc::new(State {
-            name: name.to_string(),
-            count: AtomicUsize::new(0),
-            health: AtomicU16::new(200),
-            seen: Mutex::new(Vec::new()),
-        });
-        let st = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let st = st.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| handle(st.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .with_upgrades()
-                        .await;
-                });
-            }
-        });
-        Origin { addr, state, task }
+        Self::start_with(name, false).await
     }
 
     /// Start an origin named `name` that speaks only HTTP/2 in clear text (prior knowledge).
     pub async fn start_h2c(name: &str) -> Origin {
+        Self::start_with(name, true).await
+    }
+
+    async fn start_with(name: &str, h2c: bool) -> Origin {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
         let addr = listener.local_addr().expect("origin addr");
         let state = Arc::new(State {
@@ -97,11 +77,18 @@ impl Origin {
                 let st = st.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(st.clone(), req));
-                    let _ = hyper::server::conn::http2::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                    let io = TokioIo::new(stream);
+                    if h2c {
+                        let exec = hyper_util::rt::TokioExecutor::new();
+                        let _ = hyper::server::conn::http2::Builder::new(exec)
+                            .serve_connection(io, svc)
+                            .await;
+                    } else {
+                        let _ = http1::Builder::new()
+                            .serve_connection(io, svc)
+                            .with_upgrades()
+                            .await;
+                    }
                 });
             }
         });
