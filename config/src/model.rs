@@ -68,6 +68,9 @@ pub struct Server {
     pub unknown_host_status: u16,
     /// How long in-flight requests may take to finish on shutdown. Default 10s.
     pub grace_period: Duration,
+    /// Bearer token the admin listener asks for on write operations (cache purge);
+    /// `None`: those operations are refused.
+    pub admin_token: Option<String>,
 }
 
 /// `[tls]`: protocol policy.
@@ -177,6 +180,12 @@ pub struct CacheZone {
     pub memory: u64,
     /// Optional disk tier: directory and bound in bytes.
     pub disk: Option<(PathBuf, u64)>,
+    /// Largest response body stored, in bytes; bigger ones pass uncached. Default: an eighth
+    /// of the smallest tier bound.
+    pub max_object: u64,
+    /// How long concurrent misses on one key wait for the request that fetches it before
+    /// going upstream themselves. Default 5s.
+    pub lock_timeout: Duration,
 }
 
 /// Header operations applied to a request or a response, in order: remove, then set.
@@ -447,8 +456,35 @@ pub enum Action {
 pub struct RouteCache {
     /// Cache zone name (exists).
     pub zone: String,
-    /// How long responses of each status are kept.
+    /// How long responses of each status are kept when the upstream says nothing
+    /// (`Cache-Control`, `Expires`); status 0 stands for `"any"`.
     pub valid: Vec<(u16, Duration)>,
+    /// Request parts added to the key (scheme, host, path and query are always in it).
+    pub key: Vec<RequestPart>,
+    /// Request parts whose presence makes the request skip the cache (`BYPASS`).
+    pub bypass: Vec<RequestPart>,
+    /// Default window to serve a stale entry while it is refreshed in the background.
+    pub stale_while_revalidate: Duration,
+    /// Default window to serve a stale entry when the upstream fails or answers 5xx.
+    pub stale_if_error: Duration,
+    /// Store responses that carry `Set-Cookie` (default false: never).
+    pub store_set_cookie: bool,
+    /// Store responses to requests with `Authorization` (default false: only when the
+    /// response says `public`, `s-maxage` or `must-revalidate`, as RFC 9111 allows).
+    pub store_authorized: bool,
+    /// Response header telling HIT, MISS...; `None` = off. Default `X-Cache-Status`.
+    pub status_header: Option<http::HeaderName>,
+}
+
+/// A part of a request that a cache key or a bypass rule looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestPart {
+    /// A request header (`header:NAME`).
+    Header(http::HeaderName),
+    /// A cookie (`cookie:NAME`).
+    Cookie(String),
+    /// A query parameter (`query:NAME`).
+    Query(String),
 }
 
 /// `[log]`: access and diagnostic logs.

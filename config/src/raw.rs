@@ -55,6 +55,7 @@ pub(crate) struct RawServer {
     pub(crate) threads: Option<Int>,
     pub(crate) unknown_host: Option<Int>,
     pub(crate) grace_period: Option<Str>,
+    pub(crate) admin_token: Option<Str>,
 }
 
 /// `[tls]`.
@@ -117,6 +118,8 @@ pub(crate) struct RawCache {
     pub(crate) memory: Size,
     pub(crate) disk: Option<Str>,
     pub(crate) disk_size: Option<Size>,
+    pub(crate) max_object: Option<Size>,
+    pub(crate) lock_timeout: Option<Str>,
 }
 
 /// `[upstreams.NAME]`.
@@ -284,13 +287,22 @@ pub(crate) struct RawStatic {
     pub(crate) index: Option<Str>,
 }
 
-/// `cache = { zone, valid }`.
+/// `cache = { zone, valid, ... }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a table with `zone` and `valid`")]
 pub(crate) struct RawRouteCache {
     pub(crate) zone: Str,
     #[serde(default)]
     pub(crate) valid: StrMap,
+    #[serde(default)]
+    pub(crate) key: StrList,
+    #[serde(default)]
+    pub(crate) bypass: StrList,
+    pub(crate) stale_while_revalidate: Option<Str>,
+    pub(crate) stale_if_error: Option<Str>,
+    pub(crate) store_set_cookie: Option<bool>,
+    pub(crate) store_authorized: Option<bool>,
+    pub(crate) status_header: Option<Spanned<StrOr<HeaderFlag>>>,
 }
 
 /// A key that takes either a string or another shape `T` (a list, a table, a boolean or an
@@ -323,6 +335,16 @@ pub(crate) enum Kind {
 impl Shape for bool {
     const KIND: Kind = Kind::Bool;
     const EXPECTING: &'static str = "an address string or false";
+}
+
+/// The boolean form of a key that takes a header name or `false`.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct HeaderFlag(pub(crate) bool);
+
+impl Shape for HeaderFlag {
+    const KIND: Kind = Kind::Bool;
+    const EXPECTING: &'static str = "a header name or false";
 }
 
 impl Shape for i64 {

@@ -20,7 +20,7 @@ const BAD: &[(&str, &str, &str)] = &[
 [server]
 htp = ["0.0.0.0:80"]
 "#,
-        r##"test.toml:3:1: unknown key `htp`, expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`"##,
+        r##"test.toml:3:1: unknown key `htp`, expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`"##,
     ),
     (
         "bad listen address",
@@ -403,6 +403,71 @@ disk = "/var/cache/vigie"
         r##"test.toml:4:1: disk has no disk_size: expected disk_size = "10GiB" or similar beside disk"##,
     ),
     (
+        "bad cache request part",
+        r#"
+[cache.api]
+memory = 1048576
+[upstreams.b]
+servers = ["127.0.0.1:8080"]
+[[sites]]
+names = ["example.com"]
+  [[sites.routes]]
+  path = "/"
+  upstream = "b"
+  cache = { zone = "api", key = ["cookie:lang", "body:x"] }
+"#,
+        r##"test.toml:11:49: invalid request part "body:x": expected "header:NAME", "cookie:NAME" or "query:NAME", like "cookie:session""##,
+    ),
+    (
+        "bad cache valid status",
+        r#"
+[cache.api]
+memory = 1048576
+[upstreams.b]
+servers = ["127.0.0.1:8080"]
+[[sites]]
+names = ["example.com"]
+  [[sites.routes]]
+  path = "/"
+  upstream = "b"
+  cache = { zone = "api", valid = { "1xx" = "1m" } }
+"#,
+        r##"test.toml:11:37: invalid status "1xx" in valid: expected a status code from 200 to 599, like "200", or "any""##,
+    ),
+    (
+        "cache status header of the wrong type",
+        r#"
+[cache.api]
+memory = 1048576
+[upstreams.b]
+servers = ["127.0.0.1:8080"]
+[[sites]]
+names = ["example.com"]
+  [[sites.routes]]
+  path = "/"
+  upstream = "b"
+  cache = { zone = "api", status_header = 1 }
+"#,
+        r##"test.toml:11:43: invalid type: integer `1`, expected a header name or false"##,
+    ),
+    (
+        "max_object above the zone",
+        r#"
+[cache.api]
+memory = 1024
+max_object = 2048
+"#,
+        r##"test.toml:4:14: max_object 2048 is larger than the zone (1024 bytes): expected at most the memory (and disk_size) bound"##,
+    ),
+    (
+        "short admin token",
+        r#"
+[server]
+admin_token = "secret"
+"#,
+        r##"test.toml:3:15: invalid admin_token: expected at least 16 printable characters without spaces (`openssl rand -hex 24` makes one)"##,
+    ),
+    (
         "cache on a redirect",
         r#"
 [cache.api]
@@ -512,7 +577,14 @@ fn reference_and_example_are_valid() {
             cv.cache,
             Some(RouteCache {
                 zone: "api".into(),
-                valid: vec![(200, std::time::Duration::from_secs(300))]
+                valid: vec![(200, std::time::Duration::from_secs(300))],
+                key: vec![],
+                bypass: vec![],
+                stale_while_revalidate: std::time::Duration::ZERO,
+                stale_if_error: std::time::Duration::ZERO,
+                store_set_cookie: false,
+                store_authorized: false,
+                status_header: Some(http::HeaderName::from_static("x-cache-status")),
             })
         );
         assert_eq!(cv.response_headers.set.len(), 6);
@@ -532,10 +604,9 @@ fn reference_and_example_are_valid() {
             .warnings
             .iter()
             .any(|w| w.message.contains("rate limiting")));
-        assert!(c
-            .warnings
-            .iter()
-            .any(|w| w.message.starts_with("cache on this route")));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.caches["api"].max_object, 8 << 20);
+        assert_eq!(c.caches["api"].lock_timeout.as_secs(), 5);
     }
     assert_eq!(parse(REFERENCE, "a").unwrap(), parse(EXAMPLE, "b").unwrap());
 }
@@ -950,6 +1021,48 @@ fn sizes_rates_durations() {
     for bad in ["5", "", "soon", "5 sconds", "-1s"] {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }
+    // A route cache with every key.
+    let c = parse(
+        r#"
+[cache.c]
+memory = "1MiB"
+disk = "/tmp/c"
+disk_size = "10MiB"
+max_object = "64KiB"
+lock_timeout = "2s"
+[upstreams.b]
+servers = ["127.0.0.1:8080"]
+[[sites]]
+names = ["example.com"]
+  [[sites.routes]]
+  path = "/"
+  upstream = "b"
+  cache = { zone = "c", valid = { "200" = "5m", "any" = "10s" }, key = ["header:Accept-Language", "cookie:lang"], bypass = ["query:nocache"], stale_while_revalidate = "30s", stale_if_error = "1h", store_set_cookie = true, store_authorized = true, status_header = false }
+"#,
+        "t",
+    )
+    .unwrap();
+    let z = &c.caches["c"];
+    assert_eq!((z.max_object, z.lock_timeout.as_secs()), (65536, 2));
+    assert_eq!(z.disk, Some(("/tmp/c".into(), 10 << 20)));
+    let rc = c.sites[0].routes[0].cache.as_ref().unwrap();
+    assert_eq!(
+        rc.valid,
+        [
+            (200, std::time::Duration::from_secs(300)),
+            (0, std::time::Duration::from_secs(10))
+        ]
+    );
+    assert_eq!(
+        rc.key,
+        [
+            RequestPart::Header(http::HeaderName::from_static("accept-language")),
+            RequestPart::Cookie("lang".into())
+        ]
+    );
+    assert_eq!(rc.bypass, [RequestPart::Query("nocache".into())]);
+    assert_eq!(rc.stale_if_error.as_secs(), 3600);
+    assert!(rc.store_set_cookie && rc.store_authorized && rc.status_header.is_none());
     // Sizes may be bare TOML integers too.
     let c = parse("[cache.c]\nmemory = 4096\n", "t").unwrap();
     assert_eq!(c.caches["c"].memory, 4096);

@@ -10,29 +10,17 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use crate::error::{line_col, ConfigError, ConfigErrors};
+
+mod cache;
 use crate::model::{
-    AccessFormat, Acme, Action, Balance, CacheZone, ChallengeKind, ClientIp, Compression, Config,
-    Eab, HashKey, HeaderOps, HealthCheck, HostPattern, LimitZone, Log, LogTarget, Rate, Route,
-    RouteCache, Server, ServerAddr, Site, SiteTls, TlsPolicy, TlsVersion, Upstream, UpstreamServer,
-    Warning,
+    AccessFormat, Acme, Action, Balance, ChallengeKind, ClientIp, Compression, Config, Eab,
+    HashKey, HeaderOps, HealthCheck, HostPattern, LimitZone, Log, LogTarget, Rate, Route, Server,
+    ServerAddr, Site, SiteTls, TlsPolicy, TlsVersion, Upstream, UpstreamServer, Warning,
 };
 use crate::raw::{
-    Int, RawAcme, RawCache, RawClientIp, RawCompress, RawConfig, RawHeaderOps, RawHealth, RawLimit,
-    RawLog, RawRoute, RawServer, RawSite, RawTls, RawUpstream, Size, Str, StrList, StrMap, StrOr,
+    Int, RawAcme, RawClientIp, RawCompress, RawConfig, RawHeaderOps, RawHealth, RawLimit, RawLog,
+    RawRoute, RawServer, RawSite, RawTls, RawUpstream, Size, Str, StrList, StrMap, StrOr,
 };
-
-/// Features that parse and validate but that the proxy does not act on yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Feature {
-    Cache,
-}
-
-/// Not-yet-implemented features and what their warning says. When a feature lands in the
-/// proxy, delete its line here: its keys stop producing a warning.
-const NOT_YET_IMPLEMENTED: &[(Feature, &str)] = &[(
-    Feature::Cache,
-    "proxy caching is not active yet: every request goes upstream",
-)];
 
 const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 9145);
 const DEFAULT_STATE_DIR: &str = "/var/lib/vigie";
@@ -140,17 +128,6 @@ impl Validator<'_> {
             col,
             message: message.into(),
         });
-    }
-
-    fn pending(&mut self, feature: Feature, at: usize, subject: &str) {
-        if let Some((_, text)) = NOT_YET_IMPLEMENTED.iter().find(|(f, _)| *f == feature) {
-            let (line, col) = line_col(self.text, at);
-            self.warnings.push(Warning {
-                line,
-                col,
-                message: format!("{subject}: {text}"),
-            });
-        }
     }
 
     fn line(&self, at: usize) -> usize {
@@ -464,6 +441,7 @@ impl Validator<'_> {
                 threads: None,
                 unknown_host_status: 421,
                 grace_period: Duration::from_secs(10),
+                admin_token: None,
             };
         };
         let http = self.listeners(&raw.http);
@@ -536,6 +514,18 @@ impl Validator<'_> {
         let unknown_host_status =
             self.status_in(&raw.unknown_host, "unknown_host status", &[421, 404], 421);
         let grace_period = self.duration(&raw.grace_period, Duration::from_secs(10));
+        let admin_token =
+            raw.admin_token.as_ref().and_then(|t| {
+                self.check(t, |v| {
+                if v.len() < 16 || v.chars().any(|c| !c.is_ascii_graphic()) {
+                    Err("invalid admin_token: expected at least 16 printable characters without \
+                         spaces (`openssl rand -hex 24` makes one)"
+                        .to_owned())
+                } else {
+                    Ok(v.to_owned())
+                }
+            })
+            });
         Server {
             http: http.into_iter().map(|(a, _)| a).collect(),
             https: https.into_iter().map(|(a, _)| a).collect(),
@@ -544,6 +534,7 @@ impl Validator<'_> {
             threads,
             unknown_host_status,
             grace_period,
+            admin_token,
         }
     }
 
@@ -767,51 +758,6 @@ impl Validator<'_> {
                     exempt,
                     ipv6_prefix,
                     max_connections,
-                },
-            );
-        }
-        out
-    }
-
-    fn caches(&mut self, raw: &BTreeMap<Str, Spanned<RawCache>>) -> BTreeMap<String, CacheZone> {
-        let mut out = BTreeMap::new();
-        for (name, zone) in raw {
-            self.pending(
-                Feature::Cache,
-                zone.span().start,
-                &format!("[cache.{}]", name.get_ref()),
-            );
-            let z: &RawCache = zone.get_ref();
-            let memory = self.nonzero_size(&z.memory, "memory").unwrap_or(0);
-            let disk = match (&z.disk, &z.disk_size) {
-                (Some(dir), Some(size)) => {
-                    let dir = self.path(dir, "disk");
-                    let size = self.nonzero_size(size, "disk_size");
-                    size.map(|s| (dir, s))
-                }
-                (Some(dir), None) => {
-                    self.error(
-                        self.key_at(dir.span().start),
-                        "disk has no disk_size: expected disk_size = \"10GiB\" or similar \
-                         beside disk",
-                    );
-                    None
-                }
-                (None, Some(size)) => {
-                    self.error(
-                        self.key_at(size.span().start),
-                        "disk_size without disk: expected disk = \"/path/to/dir\" beside disk_size",
-                    );
-                    None
-                }
-                (None, None) => None,
-            };
-            out.insert(
-                name.get_ref().clone(),
-                CacheZone {
-                    name: name.get_ref().clone(),
-                    memory,
-                    disk,
                 },
             );
         }
@@ -1340,44 +1286,10 @@ impl Validator<'_> {
             }
         };
 
-        let cache = r.cache.as_ref().map(|c| {
-            let key = self.key_at(c.span().start);
-            self.pending(Feature::Cache, key, "cache on this route");
-            if r.upstream.is_none() {
-                self.error(
-                    key,
-                    format!(
-                        "cache on route \"{path}\", which has no upstream: expected cache \
-                     only beside upstream"
-                    ),
-                );
-            }
-            let c = c.get_ref();
-            self.reference(&c.zone, "cache zone", "cache", &refs.caches);
-            let mut valid: Vec<(u16, Duration, usize)> = Vec::new();
-            for (status, d) in &c.valid {
-                let code = self.check(status, |s| {
-                    s.parse::<u16>()
-                        .ok()
-                        .filter(|n| (100..=599).contains(n))
-                        .ok_or_else(|| {
-                            format!(
-                                "invalid status \"{s}\" in valid: expected a \
-                         status code from 100 to 599, like \"200\""
-                            )
-                        })
-                });
-                let d = self.check(d, parse_duration);
-                if let (Some(code), Some(d)) = (code, d) {
-                    valid.push((code, d, status.span().start));
-                }
-            }
-            valid.sort_by_key(|v| v.2);
-            RouteCache {
-                zone: c.zone.get_ref().clone(),
-                valid: valid.into_iter().map(|(s, d, _)| (s, d)).collect(),
-            }
-        });
+        let cache = r
+            .cache
+            .as_ref()
+            .map(|c| self.route_cache(c, path, r.upstream.is_some(), refs));
 
         let mut own = self.layer(
             &r.max_body,

@@ -6,6 +6,9 @@
 //!   failures and the last error.
 //! - `POST /certs/renew?name=NAME&force=1`: renew now (one site, or all without `name`) and
 //!   answer once the pass is over, so the new certificate is live when the answer arrives.
+//! - `POST /cache/purge[?prefix=1]` with `Authorization: Bearer TOKEN` (`[server]
+//!   admin_token`) and the URL as the body: remove that URL's cached entries (all variants),
+//!   or every URL starting with it, from every cache zone.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -162,6 +165,45 @@ impl Admin {
         text(if failed { 502 } else { 200 }, out)
     }
 
+    async fn purge(&self, session: &mut ServerSession, query: &str) -> Response<Vec<u8>> {
+        let snap = self.live.snapshots.load_full();
+        let Some(token) = &snap.config.server.admin_token else {
+            return text(
+                403,
+                "cache purge needs [server] admin_token in the configuration\n".into(),
+            );
+        };
+        let given = session
+            .req_header()
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !same_secret(given.trim().as_bytes(), token.as_bytes()) {
+            return text(401, "missing or wrong admin token\n".into());
+        }
+        let mut body = Vec::new();
+        while let Ok(Some(chunk)) = session.read_request_body().await {
+            body.extend_from_slice(&chunk);
+            if body.len() > 8192 {
+                return text(413, "the URL is longer than 8 KiB\n".into());
+            }
+        }
+        let url = String::from_utf8_lossy(&body).trim().to_string();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return text(
+                400,
+                format!(
+                    "expected an absolute http:// or https:// URL as the body, got \"{url}\"\n"
+                ),
+            );
+        }
+        let prefix = matches!(query_param(query, "prefix"), Some("1" | "true" | ""));
+        let purged: usize = snap.caches.values().map(|z| z.purge(&url, prefix)).sum();
+        text(200, format!("purged {purged}\n"))
+    }
+
     async fn renew(&self, query: &str) -> Response<Vec<u8>> {
         let Some(manager) = &self.manager else {
             return text(404, "no ACME manager\n".into());
@@ -221,7 +263,18 @@ impl ServeHttp for Admin {
             }
             ("/certs/renew", true) => self.renew(&query).await,
             ("/certs/dry-run", true) => self.dry_run(&query).await,
+            ("/cache/purge", true) => self.purge(session, &query).await,
             _ => text(404, "404 Not Found\n".to_string()),
         }
     }
+}
+
+/// Compare a presented secret with the configured one without an early exit.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }

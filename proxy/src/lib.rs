@@ -7,6 +7,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod background;
+pub mod cache;
 pub mod demo;
 pub mod filters;
 pub mod limits;

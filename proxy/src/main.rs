@@ -1,4 +1,4 @@
-//! The `vigie` command: `run` (default), `check`, `--version`.
+//! The `vigie` command: `run` (default), `check`, `reload`, `ca`, `cert`, `cache`, `--version`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +37,24 @@ enum Command {
     Cert {
         #[command(subcommand)]
         action: CertAction,
+    },
+    /// The proxy cache of the running instance (through its admin listener).
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CacheAction {
+    /// Remove a URL's cached entries (every variant) from every zone, like a CDN purge.
+    /// Needs `[server] admin_token`.
+    Purge {
+        /// Remove every URL that starts with URL (`https://example.com/api/`).
+        #[arg(long)]
+        prefix: bool,
+        /// The absolute URL, as clients ask for it: `https://example.com/api/cv?lang=fr`.
+        url: String,
     },
 }
 
@@ -145,13 +163,17 @@ fn admin_request(
     addr: std::net::SocketAddr,
     method: &str,
     target: &str,
+    token: Option<&str>,
+    body: &str,
 ) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(300)))?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         s,
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut raw = String::new();
     s.read_to_string(&mut raw)?;
@@ -203,7 +225,18 @@ fn cert(source: &Source, action: &CertAction) -> ExitCode {
             ("POST", t)
         }
     };
-    match admin_request(admin, method, &target) {
+    call_admin(admin, method, &target, None, "")
+}
+
+/// Send one request to the admin listener, print the answer; exit status from its status.
+fn call_admin(
+    admin: std::net::SocketAddr,
+    method: &str,
+    target: &str,
+    token: Option<&str>,
+    body: &str,
+) -> ExitCode {
+    match admin_request(admin, method, target, token, body) {
         Ok((status, body)) => {
             print!("{body}");
             if status == 200 {
@@ -216,6 +249,30 @@ fn cert(source: &Source, action: &CertAction) -> ExitCode {
         Err(e) => {
             eprintln!("vigie: cannot reach the admin listener at {admin}: {e} (is vigie running?)");
             ExitCode::from(1)
+        }
+    }
+}
+
+fn cache(source: &Source, action: &CacheAction) -> ExitCode {
+    let config = match reload::read(source) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let Some(admin) = config.server.admin else {
+        eprintln!("vigie: [server] admin is off: `vigie cache` talks to the admin listener");
+        return ExitCode::from(1);
+    };
+    let Some(token) = config.server.admin_token.as_deref() else {
+        eprintln!("vigie: `vigie cache purge` needs [server] admin_token in the configuration");
+        return ExitCode::from(1);
+    };
+    match action {
+        CacheAction::Purge { prefix, url } => {
+            let target = format!("/cache/purge?prefix={}", u8::from(*prefix));
+            call_admin(admin, "POST", &target, Some(token), url)
         }
     }
 }
@@ -299,6 +356,7 @@ fn main() -> ExitCode {
         Some(Command::Ca) => print_ca(&src),
         Some(Command::Reload) => reload_running(&src),
         Some(Command::Cert { action }) => cert(&src, action),
+        Some(Command::Cache { action }) => cache(&src, action),
         Some(Command::Run { upgrade }) => run(src, *upgrade),
         None => run(src, false),
     }

@@ -43,6 +43,10 @@ pub struct Metrics {
     cert_not_after: IntGaugeVec,
     acme_orders: IntCounterVec,
     connections_refused: IntCounter,
+    cache_requests: IntCounterVec,
+    cache_bytes: IntGaugeVec,
+    cache_entries: IntGaugeVec,
+    cache_evictions: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -103,6 +107,8 @@ pub struct RequestRecord<'a> {
     pub bytes_out: usize,
     /// Extra attempts on other servers.
     pub retries: u32,
+    /// Cache zone and what the cache did (`HIT`, `MISS`...), on caching routes.
+    pub cache: Option<(&'a str, &'static str)>,
 }
 
 impl Metrics {
@@ -233,6 +239,30 @@ impl Metrics {
                 let _ = r.register(Box::new(c.clone()));
                 c
             },
+            cache_requests: counter(
+                &r,
+                "vigie_cache_requests_total",
+                "Requests on caching routes, by what the cache did (HIT, MISS, STALE...).",
+                &["zone", "status"],
+            ),
+            cache_bytes: gauge(
+                &r,
+                "vigie_cache_bytes",
+                "Bytes held by a cache zone, per tier (memory, disk).",
+                &["zone", "tier"],
+            ),
+            cache_entries: gauge(
+                &r,
+                "vigie_cache_entries",
+                "Entries held by a cache zone, per tier (memory, disk).",
+                &["zone", "tier"],
+            ),
+            cache_evictions: counter(
+                &r,
+                "vigie_cache_evictions_total",
+                "Entries a cache zone dropped to stay within its bounds.",
+                &["zone"],
+            ),
             registry: r,
         };
         // Series with known labels start at 0, so `increase()` and alerts see them at once.
@@ -276,6 +306,9 @@ impl Metrics {
                     .with_label_values(&[up])
                     .inc_by(u64::from(r.retries));
             }
+        }
+        if let Some((zone, status)) = r.cache {
+            self.cache_requests.with_label_values(&[zone, status]).inc();
         }
         self.bytes_in
             .with_label_values(&[r.site])
@@ -353,6 +386,28 @@ impl Metrics {
             self.limit_clients
                 .with_label_values(&[name.as_str()])
                 .set(zone.tracked() as i64);
+        }
+        for (name, zone) in &snap.caches {
+            let (mem, disk, evictions) = zone.usage();
+            let (mem_n, disk_n) = zone.entries();
+            let n = name.as_str();
+            self.cache_bytes
+                .with_label_values(&[n, "memory"])
+                .set(mem as i64);
+            self.cache_entries
+                .with_label_values(&[n, "memory"])
+                .set(mem_n as i64);
+            if zone.config.disk.is_some() {
+                self.cache_bytes
+                    .with_label_values(&[n, "disk"])
+                    .set(disk as i64);
+                self.cache_entries
+                    .with_label_values(&[n, "disk"])
+                    .set(disk_n as i64);
+            }
+            let m = self.cache_evictions.with_label_values(&[n]);
+            m.reset();
+            m.inc_by(evictions);
         }
         self.cert_not_after.reset();
         for (name, source, not_after) in certs {

@@ -8,12 +8,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use pingora::cache::key::HashBinary;
+use pingora::cache::{CacheKey, CacheMeta, RespCacheable};
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use vigie_config::{Action, Balance, HashKey, Route};
 
-use crate::filters::{self, body_limit, client_ip, compress, forwarded, respond, static_files};
+use crate::filters::{
+    self, body_limit, cache, client_ip, compress, forwarded, respond, static_files,
+};
 use crate::snapshot::{normalize_path, Snapshot, SnapshotHandle};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -90,6 +95,7 @@ pub struct Ctx {
     upstream_time: Option<Duration>,
     request_id: String,
     limit: &'static str,
+    cache: cache::Use,
 }
 
 impl Ctx {
@@ -97,6 +103,12 @@ impl Ctx {
     fn route(&self) -> Option<&Route> {
         let site = self.snap.sites().get(self.site?)?;
         site.routes.get(self.route?)
+    }
+
+    /// The matched route's cache settings and zone, when it caches.
+    fn cache(&self) -> Option<(&vigie_config::RouteCache, &crate::cache::Zone)> {
+        let rc = self.route()?.cache.as_ref()?;
+        Some((rc, self.snap.caches.get(&rc.zone)?))
     }
 }
 
@@ -263,6 +275,7 @@ impl ProxyHttp for Vigie {
             upstream_time: None,
             request_id: String::new(),
             limit: "-",
+            cache: cache::Use::Off,
         }
     }
 
@@ -375,7 +388,12 @@ impl ProxyHttp for Vigie {
             }
             filters::apply_request_ops(req, &route.request_headers)?;
         }
-        compress::restore(req, ctx.accept_encoding.as_ref());
+        if ctx.cache == cache::Use::On {
+            // One identity copy in the cache; compression happens per client on the way out.
+            req.remove_header(&http::header::ACCEPT_ENCODING);
+        } else {
+            compress::restore(req, ctx.accept_encoding.as_ref());
+        }
         Ok(())
     }
 
@@ -404,7 +422,63 @@ impl ProxyHttp for Vigie {
             compress::off(session);
         }
         resp.insert_header(request_id::HEADER, ctx.request_id.as_str())?;
+        if let (Some((rc, _)), Some(status)) = (ctx.cache(), cache::status(session, ctx.cache)) {
+            if let Some(name) = &rc.status_header {
+                resp.insert_header(name.clone(), status)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Turns the route's cache zone on for this request (GET/HEAD, no bypass rule).
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        if let Some((rc, zone)) = ctx.cache() {
+            ctx.cache = cache::enable(session, rc, zone);
+        }
+        Ok(())
+    }
+
+    /// The cache key: scheme, routed host, path and query, and the route's key parts.
+    fn cache_key_callback(&self, session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
+        match (ctx.cache(), ctx.host.as_deref()) {
+            (Some((rc, _)), Some(host)) => Ok(cache::key(session, host, rc)),
+            _ => Error::e_explain(ErrorType::InternalError, "cache on a request without route"),
+        }
+    }
+
+    /// Whether the upstream's response may be stored, and for how long.
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<RespCacheable> {
+        let authorized = session
+            .req_header()
+            .headers
+            .contains_key(http::header::AUTHORIZATION);
+        match ctx.cache() {
+            Some((rc, _)) => Ok(cache::cacheable(resp, authorized, rc)),
+            None => Ok(RespCacheable::Uncacheable(
+                pingora::cache::NoCacheReason::NeverEnabled,
+            )),
+        }
+    }
+
+    /// The variant a request wants, from the stored response's `Vary`.
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        _ctx: &mut Ctx,
+        req: &RequestHeader,
+    ) -> Option<HashBinary> {
+        cache::variance(meta, req)
+    }
+
+    /// Serve stale while revalidating (within the entry's window), and when the upstream
+    /// fails or answers 5xx (within its stale-if-error window).
+    fn should_serve_stale(&self, _s: &mut Session, _ctx: &mut Ctx, e: Option<&Error>) -> bool {
+        e.is_none_or(|e| e.esource() == &ErrorSource::Upstream)
     }
 
     /// vigie's own error page (413, 502, 503, 504...) when the response has not started.
@@ -452,6 +526,10 @@ impl ProxyHttp for Vigie {
             bytes_in: session.body_bytes_read(),
             bytes_out: session.body_bytes_sent(),
             retries: ctx.attempts.saturating_sub(1),
+            cache: ctx
+                .cache()
+                .zip(cache::status(session, ctx.cache))
+                .map(|((rc, _), status)| (rc.zone.as_str(), status)),
         });
         let Some(log) = &self.access_log else { return };
         let header = |n: http::header::HeaderName| {

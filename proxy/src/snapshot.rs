@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 use vigie_acme::{CertError, CertTable};
 use vigie_config::{Config, HostPattern, Route};
 
+use crate::cache::Zone as CacheZone;
 use crate::limits::Zone;
 use crate::upstream::{UpstreamError, UpstreamGroup};
 
@@ -55,6 +56,8 @@ pub struct Snapshot {
     pub limits: HashMap<String, Arc<Zone>>,
     /// Per-client connection cap: the smallest `max_connections` of the zones.
     pub connection_cap: Option<u32>,
+    /// Cache zones by name.
+    pub caches: HashMap<String, Arc<CacheZone>>,
 }
 
 /// Why a snapshot could not be built from a valid config.
@@ -66,6 +69,9 @@ pub enum BuildError {
     /// A certificate or key could not be loaded or issued.
     #[error(transparent)]
     Cert(#[from] CertError),
+    /// A cache zone's disk directory could not be used.
+    #[error(transparent)]
+    Cache(#[from] crate::cache::ZoneError),
 }
 
 impl Snapshot {
@@ -116,7 +122,9 @@ impl Snapshot {
             .values()
             .filter_map(|z| z.max_connections)
             .min();
+        let caches = crate::cache::build_zones(&config.caches, previous.map(|p| &p.caches))?;
         Ok(Snapshot {
+            caches,
             limits,
             connection_cap,
             certs,

@@ -35,6 +35,7 @@ struct State {
     name: String,
     count: AtomicUsize,
     health: AtomicU16,
+    fail: AtomicU16,
     seen: Mutex<Vec<Seen>>,
 }
 
@@ -66,16 +67,21 @@ impl Origin {
             name: name.to_string(),
             count: AtomicUsize::new(0),
             health: AtomicU16::new(200),
+            fail: AtomicU16::new(0),
             seen: Mutex::new(Vec::new()),
         });
         let st = state.clone();
         let task = tokio::spawn(async move {
+            // Connections live in this set: stopping the origin (aborting this task) drops
+            // the set, which closes every open connection too.
+            let mut conns = tokio::task::JoinSet::new();
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                while conns.try_join_next().is_some() {}
                 let st = st.clone();
-                tokio::spawn(async move {
+                conns.spawn(async move {
                     let svc = service_fn(move |req| handle(st.clone(), req));
                     let io = TokioIo::new(stream);
                     if h2c {
@@ -110,12 +116,17 @@ impl Origin {
         self.state.health.store(status, Ordering::SeqCst);
     }
 
+    /// Status every `/c/` request answers from now on (0: back to normal).
+    pub fn set_fail(&self, status: u16) {
+        self.state.fail.store(status, Ordering::SeqCst);
+    }
+
     /// The requests seen so far (health checks excluded).
     pub fn seen(&self) -> Vec<Seen> {
         self.state.seen.lock().expect("seen lock").clone()
     }
 
-    /// Stop listening and drop open connections' acceptor.
+    /// Stop listening and close every open connection.
     pub fn stop(self) {
         self.task.abort();
     }
@@ -142,7 +153,7 @@ async fn handle(
     let method = req.method().to_string();
     let version = format!("{:?}", req.version());
     let uri = req.uri().to_string();
-    let headers = req
+    let headers: BTreeMap<String, String> = req
         .headers()
         .iter()
         .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
@@ -154,11 +165,11 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    st.count.fetch_add(1, Ordering::SeqCst);
+    let n = st.count.fetch_add(1, Ordering::SeqCst) + 1;
     st.seen.lock().expect("seen lock").push(Seen {
         method,
         uri: uri.clone(),
-        headers,
+        headers: headers.clone(),
         body_len: body.len(),
     });
     if path == "/slow" {
@@ -171,6 +182,9 @@ async fn handle(
     if path == "/body" {
         return Ok(body_response(&st.name, &query));
     }
+    if path.starts_with("/c/") {
+        return Ok(scripted(&st, n, &path, &query, &headers));
+    }
     let mut status = 200;
     if let Some(code) = path.strip_prefix("/status/") {
         status = code.parse().unwrap_or(200);
@@ -182,6 +196,60 @@ async fn handle(
         .header("set-by-origin", "yes")
         .body(Full::new(Bytes::from(format!("{} {}\n", st.name, uri))))
         .expect("response"))
+}
+
+/// `/c/...?k=v&...`: a response scripted by its query, for cache tests. `status=N`;
+/// `h=Name:Value` (repeatable, `+` for a space) adds a header; `etag=E` adds `ETag: "E"` and
+/// answers 304 to a matching `If-None-Match`; `size=N` makes the body N bytes of `x`, else
+/// the body is `NAME n=COUNT PATH` plus the values of the request headers named by `echo=`.
+/// While [`Origin::set_fail`] is set, every `/c/` request answers that status.
+fn scripted(
+    st: &State,
+    n: usize,
+    path: &str,
+    query: &str,
+    req: &BTreeMap<String, String>,
+) -> Response<Full<Bytes>> {
+    let fail = st.fail.load(Ordering::SeqCst);
+    if fail != 0 {
+        return Response::builder()
+            .status(fail)
+            .body(Full::new(Bytes::from("failing\n")))
+            .expect("response");
+    }
+    let mut resp = Response::builder().header("x-origin", st.name.as_str());
+    let mut status = 200;
+    let mut body = format!("{} n={n} {path}", st.name);
+    for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+        let v = v.replace('+', " ");
+        match k {
+            "status" => status = v.parse().unwrap_or(200),
+            "h" => {
+                if let Some((name, value)) = v.split_once(':') {
+                    resp = resp.header(name, value.trim());
+                }
+            }
+            "etag" => {
+                let tag = format!("\"{v}\"");
+                if req.get("if-none-match") == Some(&tag) {
+                    status = 304;
+                }
+                resp = resp.header("etag", tag);
+            }
+            "size" => body = "x".repeat(v.parse().unwrap_or(0)),
+            "echo" => body.push_str(&format!(" {v}={}", req.get(v.as_str()).map_or("", |s| s))),
+            _ => {}
+        }
+    }
+    if status == 304 {
+        return resp
+            .status(304)
+            .body(Full::new(Bytes::new()))
+            .expect("response");
+    }
+    resp.status(status)
+        .body(Full::new(Bytes::from(body)))
+        .expect("response")
 }
 
 /// A WebSocket echo server.

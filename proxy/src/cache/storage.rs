@@ -1,0 +1,649 @@
+//! A cache zone's storage: a bounded memory tier, and an optional bounded disk tier that
+//! survives restarts.
+//!
+//! Entries are keyed by pingora's combined key hash (primary key + variance). An entry is
+//! stored whole when its body is complete; a half-written entry is never visible (readers of
+//! a key being fetched wait on the cache lock instead).
+//!
+//! Bounds: pingora's LRU eviction manager, given to `HttpCache::enable`, bounds the zone's
+//! *outer* tier (memory when there is no disk, else disk) and asks this storage to purge what
+//! it evicts. With a disk tier, memory holds a hot subset bounded by a second LRU of the same
+//! kind that this storage drives itself. Each disk entry is one file written to a temporary
+//! name and renamed, so a crash leaves either the old entry, the new one, or a stray
+//! temporary file that the next start removes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use parking_lot::RwLock;
+use pingora::cache::eviction::lru::Manager as Lru;
+use pingora::cache::eviction::{CacheEntryKey, EvictionManager};
+use pingora::cache::key::{CacheHashKey, CompactCacheKey};
+use pingora::cache::storage::{
+    HandleHit, HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget,
+    PurgeType,
+};
+use pingora::cache::trace::SpanHandle;
+use pingora::cache::{CacheKey, CacheMeta, Storage};
+use pingora::{Error, ErrorType, OrErr, Result};
+
+/// Shards of each LRU (pingora's eviction manager is sharded to keep locks short).
+pub(crate) const LRU_SHARDS: usize = 16;
+/// The LRU type the zone uses for its bounds.
+pub(crate) type ZoneLru = Lru<LRU_SHARDS>;
+
+const MAGIC: &[u8; 8] = b"VIGIEC1\n";
+const HEADER_LEN: usize = 8 + 16 + 1 + 16 + 4 + 4 + 4 + 8;
+
+/// One stored response.
+#[derive(Debug)]
+struct Entry {
+    url: Arc<str>,
+    compact: CompactCacheKey,
+    meta: (Vec<u8>, Vec<u8>),
+    body: Bytes,
+}
+
+impl Entry {
+    fn weight(&self) -> usize {
+        self.body.len() + self.meta.0.len() + self.meta.1.len() + self.url.len()
+    }
+}
+
+/// What the disk tier knows of an entry without reading it.
+#[derive(Debug, Clone)]
+struct DiskItem {
+    url: Arc<str>,
+    compact: CompactCacheKey,
+    size: u64,
+}
+
+struct Disk {
+    dir: PathBuf,
+    index: RwLock<HashMap<String, DiskItem>>,
+    lru: &'static ZoneLru,
+}
+
+/// Counters a zone keeps for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ZoneCounters {
+    /// Entries dropped to stay within a bound (memory or disk).
+    pub evictions: AtomicU64,
+    /// Bytes held in memory.
+    pub memory_bytes: AtomicU64,
+    /// Bytes held on disk.
+    pub disk_bytes: AtomicU64,
+}
+
+/// A zone's storage. Lives for the whole process (pingora wants `&'static` storage).
+pub struct ZoneStorage {
+    memory: RwLock<HashMap<String, Arc<Entry>>>,
+    /// Memory-tier LRU when a disk tier exists (else pingora's manager bounds memory).
+    memory_lru: Option<&'static ZoneLru>,
+    disk: Option<Disk>,
+    /// Counters for metrics.
+    pub counters: ZoneCounters,
+}
+
+impl std::fmt::Debug for ZoneStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZoneStorage")
+            .field("entries", &self.entries())
+            .finish()
+    }
+}
+
+fn io_err(context: &'static str) -> impl FnOnce(std::io::Error) -> Box<Error> {
+    move |e| Error::because(ErrorType::InternalError, context, e)
+}
+
+impl ZoneStorage {
+    /// A memory-only zone: `outer` (memory-bounded) is the manager given to pingora.
+    pub fn memory_only() -> Self {
+        ZoneStorage {
+            memory: RwLock::new(HashMap::new()),
+            memory_lru: None,
+            disk: None,
+            counters: ZoneCounters::default(),
+        }
+    }
+
+    /// A zone with a disk tier in `dir`, bounded by `disk_lru` (the manager given to
+    /// pingora), and a memory tier bounded by `memory_lru`. Existing entries in `dir` are
+    /// indexed (and trimmed to the bound); broken or temporary files are removed.
+    pub fn with_disk(
+        dir: &Path,
+        memory_lru: &'static ZoneLru,
+        disk_lru: &'static ZoneLru,
+    ) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let storage = ZoneStorage {
+            memory: RwLock::new(HashMap::new()),
+            memory_lru: Some(memory_lru),
+            disk: Some(Disk {
+                dir: dir.to_path_buf(),
+                index: RwLock::new(HashMap::new()),
+                lru: disk_lru,
+            }),
+            counters: ZoneCounters::default(),
+        };
+        storage.scan()?;
+        Ok(storage)
+    }
+
+    /// Index the files of the disk tier.
+    fn scan(&self) -> std::io::Result<()> {
+        let Some(disk) = &self.disk else {
+            return Ok(());
+        };
+        for dirent in std::fs::read_dir(&disk.dir)? {
+            let path = dirent?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let is_entry = name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            let item = if is_entry {
+                read_head(&path).ok()
+            } else {
+                None
+            };
+            let Some(item) = item else {
+                tracing::warn!(file = %path.display(), "removing a broken cache file");
+                let _ = std::fs::remove_file(&path);
+                continue;
+            };
+            let size = usize::try_from(item.size).unwrap_or(usize::MAX);
+            let key = CacheEntryKey::key_only(item.compact.clone());
+            let evicted = disk.lru.admit(key, size, SystemTime::now());
+            self.counters
+                .disk_bytes
+                .fetch_add(item.size, Ordering::Relaxed);
+            disk.index.write().insert(name.to_owned(), item);
+            for e in evicted {
+                self.remove(&e.key().combined(), false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of entries and bytes per tier: (memory entries, disk entries).
+    pub fn entries(&self) -> (usize, usize) {
+        let disk = self.disk.as_ref().map_or(0, |d| d.index.read().len());
+        (self.memory.read().len(), disk)
+    }
+
+    /// Remove one entry from memory, and from disk unless `memory_only`. Whether it existed.
+    fn remove(&self, hash: &str, memory_only: bool) -> bool {
+        let mut found = false;
+        if let Some(e) = self.memory.write().remove(hash) {
+            self.counters
+                .memory_bytes
+                .fetch_sub(e.weight() as u64, Ordering::Relaxed);
+            if let Some(lru) = self.memory_lru {
+                lru.remove((&CacheEntryKey::key_only(e.compact.clone())).into());
+            }
+            found = true;
+        }
+        if memory_only {
+            return found;
+        }
+        if let Some(disk) = &self.disk {
+            if let Some(item) = disk.index.write().remove(hash) {
+                self.counters
+                    .disk_bytes
+                    .fetch_sub(item.size, Ordering::Relaxed);
+                let _ = std::fs::remove_file(disk.dir.join(hash));
+                found = true;
+            }
+        }
+        found
+    }
+
+    /// Put an entry in the memory tier, evicting from memory what its LRU says.
+    fn put_memory(&self, hash: String, entry: Arc<Entry>) {
+        let weight = entry.weight();
+        let compact = entry.compact.clone();
+        let old = self.memory.write().insert(hash, entry);
+        if let Some(old) = old {
+            self.counters
+                .memory_bytes
+                .fetch_sub(old.weight() as u64, Ordering::Relaxed);
+        }
+        self.counters
+            .memory_bytes
+            .fetch_add(weight as u64, Ordering::Relaxed);
+        if let Some(lru) = self.memory_lru {
+            let evicted = lru.admit(CacheEntryKey::key_only(compact), weight, SystemTime::now());
+            for e in evicted {
+                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                self.remove(&e.key().combined(), true);
+            }
+        }
+    }
+
+    /// Remove every entry whose URL is `url`, or starts with it when `prefix`. How many.
+    pub fn purge_urls(&self, url: &str, prefix: bool, outer: &ZoneLru) -> usize {
+        // Keys with extra parts are "URL\npart=value...": an exact purge takes them all.
+        let matches = |u: &str| match u.strip_prefix(url) {
+            Some(rest) => prefix || rest.is_empty() || rest.starts_with('\n'),
+            None => false,
+        };
+        let mut hashes: Vec<(String, CompactCacheKey)> = self
+            .memory
+            .read()
+            .iter()
+            .filter(|(_, e)| matches(&e.url))
+            .map(|(h, e)| (h.clone(), e.compact.clone()))
+            .collect();
+        if let Some(disk) = &self.disk {
+            hashes.extend(
+                disk.index
+                    .read()
+                    .iter()
+                    .filter(|(_, i)| matches(&i.url))
+                    .map(|(h, i)| (h.clone(), i.compact.clone())),
+            );
+        }
+        hashes.sort_by(|a, b| a.0.cmp(&b.0));
+        hashes.dedup_by(|a, b| a.0 == b.0);
+        for (hash, compact) in &hashes {
+            self.remove(hash, false);
+            outer.remove((&CacheEntryKey::key_only(compact.clone())).into());
+        }
+        hashes.len()
+    }
+
+    async fn read_disk(&'static self, hash: &str) -> Result<Option<Arc<Entry>>> {
+        let Some(disk) = &self.disk else {
+            return Ok(None);
+        };
+        if !disk.index.read().contains_key(hash) {
+            return Ok(None);
+        }
+        let path = disk.dir.join(hash);
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(b) => Bytes::from(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.remove(hash, false);
+                return Ok(None);
+            }
+            Err(e) => return Err(io_err("reading a cache file")(e)),
+        };
+        match decode(bytes) {
+            Some(entry) => Ok(Some(Arc::new(entry))),
+            None => {
+                tracing::warn!(file = %path.display(), "removing a broken cache file");
+                self.remove(hash, false);
+                Ok(None)
+            }
+        }
+    }
+
+    async fn write_disk(&'static self, hash: &str, entry: &Entry) -> Result<()> {
+        let Some(disk) = &self.disk else {
+            return Ok(());
+        };
+        let bytes = encode(entry);
+        let size = bytes.len() as u64;
+        let path = disk.dir.join(hash);
+        let tmp = disk.dir.join(format!("{hash}.{}.tmp", std::process::id()));
+        tokio::fs::write(&tmp, &bytes)
+            .await
+            .map_err(io_err("writing a cache file"))?;
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(io_err("renaming a cache file"))?;
+        let item = DiskItem {
+            url: entry.url.clone(),
+            compact: entry.compact.clone(),
+            size,
+        };
+        if let Some(old) = disk.index.write().insert(hash.to_owned(), item) {
+            self.counters
+                .disk_bytes
+                .fetch_sub(old.size, Ordering::Relaxed);
+        }
+        self.counters.disk_bytes.fetch_add(size, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn find(&'static self, hash: &str) -> Result<Option<Arc<Entry>>> {
+        let found = self.memory.read().get(hash).cloned();
+        if let Some(e) = found {
+            if let Some(lru) = self.memory_lru {
+                let key = CacheEntryKey::key_only(e.compact.clone());
+                lru.access(&key, e.weight(), SystemTime::now());
+            }
+            return Ok(Some(e));
+        }
+        let Some(e) = self.read_disk(hash).await? else {
+            return Ok(None);
+        };
+        self.put_memory(hash.to_owned(), e.clone());
+        Ok(Some(e))
+    }
+}
+
+/// Serialized form: magic, primary hash, variance flag and hash, lengths, then the URL, the
+/// two meta parts and the body.
+fn encode(e: &Entry) -> Bytes {
+    let mut b = BytesMut::with_capacity(HEADER_LEN + e.weight());
+    b.put_slice(MAGIC);
+    b.put_slice(&e.compact.primary);
+    match &e.compact.variance {
+        Some(v) => {
+            b.put_u8(1);
+            b.put_slice(v.as_ref());
+        }
+        None => {
+            b.put_u8(0);
+            b.put_slice(&[0; 16]);
+        }
+    }
+    let len32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    b.put_u32(len32(e.url.len()));
+    b.put_u32(len32(e.meta.0.len()));
+    b.put_u32(len32(e.meta.1.len()));
+    b.put_u64(e.body.len() as u64);
+    b.put_slice(e.url.as_bytes());
+    b.put_slice(&e.meta.0);
+    b.put_slice(&e.meta.1);
+    b.put_slice(&e.body);
+    b.freeze()
+}
+
+struct Head {
+    compact: CompactCacheKey,
+    url_len: usize,
+    meta0: usize,
+    meta1: usize,
+    body: usize,
+}
+
+fn parse_head(mut b: &[u8]) -> Option<Head> {
+    if b.len() < HEADER_LEN || &b[..8] != MAGIC {
+        return None;
+    }
+    b.advance(8);
+    let mut primary = [0u8; 16];
+    b.copy_to_slice(&mut primary);
+    let has_variance = b.get_u8() == 1;
+    let mut variance = [0u8; 16];
+    b.copy_to_slice(&mut variance);
+    let url_len = b.get_u32() as usize;
+    let meta0 = b.get_u32() as usize;
+    let meta1 = b.get_u32() as usize;
+    let body = usize::try_from(b.get_u64()).ok()?;
+    Some(Head {
+        compact: CompactCacheKey {
+            primary,
+            variance: has_variance.then(|| Box::new(variance)),
+            user_tag: "".into(),
+        },
+        url_len,
+        meta0,
+        meta1,
+        body,
+    })
+}
+
+fn decode(mut bytes: Bytes) -> Option<Entry> {
+    let h = parse_head(&bytes)?;
+    let total = HEADER_LEN
+        .checked_add(h.url_len)?
+        .checked_add(h.meta0)?
+        .checked_add(h.meta1)?
+        .checked_add(h.body)?;
+    if bytes.len() != total {
+        return None;
+    }
+    bytes.advance(HEADER_LEN);
+    let url = std::str::from_utf8(&bytes.split_to(h.url_len)).ok()?.into();
+    let meta0 = bytes.split_to(h.meta0).to_vec();
+    let meta1 = bytes.split_to(h.meta1).to_vec();
+    Some(Entry {
+        url,
+        compact: h.compact,
+        meta: (meta0, meta1),
+        body: bytes,
+    })
+}
+
+/// The index data of a cache file, reading only its head and URL.
+fn read_head(path: &Path) -> std::io::Result<DiskItem> {
+    use std::io::Read;
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not a vigie cache file");
+    let mut f = std::fs::File::open(path)?;
+    let size = f.metadata()?.len();
+    let mut head = [0u8; HEADER_LEN];
+    f.read_exact(&mut head)?;
+    let h = parse_head(&head).ok_or_else(bad)?;
+    let total = (HEADER_LEN + h.url_len + h.meta0 + h.meta1) as u64 + h.body as u64;
+    if total != size {
+        return Err(bad());
+    }
+    let mut url = vec![0u8; h.url_len];
+    f.read_exact(&mut url)?;
+    let url = String::from_utf8(url).map_err(|_| bad())?;
+    Ok(DiskItem {
+        url: url.into(),
+        compact: h.compact,
+        size,
+    })
+}
+
+fn url_of(key: &CacheKey) -> Arc<str> {
+    String::from_utf8_lossy(key.primary_key()).into()
+}
+
+#[async_trait]
+impl Storage for ZoneStorage {
+    async fn lookup(
+        &'static self,
+        key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let Some(entry) = self.find(&key.combined()).await? else {
+            return Ok(None);
+        };
+        let meta = CacheMeta::deserialize(&entry.meta.0, &entry.meta.1)?;
+        let hit = Hit {
+            weight: entry.weight(),
+            body: entry.body.clone(),
+            start: 0,
+            end: entry.body.len(),
+            done: false,
+        };
+        Ok(Some((meta, Box::new(hit))))
+    }
+
+    async fn get_miss_handler(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<MissHandler> {
+        Ok(Box::new(Miss {
+            storage: self,
+            hash: key.combined(),
+            url: url_of(key),
+            compact: key.to_compact(),
+            meta: meta.serialize()?,
+            body: BytesMut::new(),
+        }))
+    }
+
+    async fn purge(
+        &'static self,
+        target: PurgeTarget<'_>,
+        purge_type: PurgeType,
+        _trace: &SpanHandle,
+    ) -> Result<PurgeOutcome> {
+        let hash = target.key().combined();
+        if self.remove(&hash, false) {
+            if matches!(purge_type, PurgeType::Eviction) {
+                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(PurgeOutcome::Purged(None))
+        } else {
+            Ok(PurgeOutcome::NotFound)
+        }
+    }
+
+    async fn update_meta(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<bool> {
+        let hash = key.combined();
+        let Some(old) = self.find(&hash).await? else {
+            return Ok(false);
+        };
+        let entry = Arc::new(Entry {
+            url: old.url.clone(),
+            compact: old.compact.clone(),
+            meta: meta.serialize()?,
+            body: old.body.clone(),
+        });
+        self.write_disk(&hash, &entry).await?;
+        self.put_memory(hash, entry);
+        Ok(true)
+    }
+
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync + 'static) {
+        self
+    }
+}
+
+/// A hit: the whole body is in memory; ranges seek into it.
+struct Hit {
+    weight: usize,
+    body: Bytes,
+    start: usize,
+    end: usize,
+    done: bool,
+}
+
+#[async_trait]
+impl HandleHit for Hit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        if self.done {
+            return Ok(None);
+        }
+        self.done = true;
+        Ok(Some(self.body.slice(self.start..self.end)))
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        if start >= self.body.len() {
+            return Error::e_explain(ErrorType::InternalError, "seek start out of range");
+        }
+        self.start = start;
+        self.end = end.map_or(self.body.len(), |e| e.min(self.body.len()));
+        self.done = false;
+        Ok(())
+    }
+
+    fn get_eviction_weight(&self) -> usize {
+        self.weight
+    }
+
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
+
+/// A write in progress: the body is collected and the entry appears whole on `finish`.
+struct Miss {
+    storage: &'static ZoneStorage,
+    hash: String,
+    url: Arc<str>,
+    compact: CompactCacheKey,
+    meta: (Vec<u8>, Vec<u8>),
+    body: BytesMut,
+}
+
+#[async_trait]
+impl HandleMiss for Miss {
+    async fn write_body(&mut self, data: Bytes, _eof: bool) -> Result<()> {
+        self.body.extend_from_slice(&data);
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>) -> Result<MissFinishType> {
+        let Miss {
+            storage,
+            hash,
+            url,
+            compact,
+            meta,
+            body,
+        } = *self;
+        let entry = Arc::new(Entry {
+            url,
+            compact,
+            meta,
+            body: body.freeze(),
+        });
+        let weight = entry.weight();
+        storage
+            .write_disk(&hash, &entry)
+            .await
+            .or_err(ErrorType::InternalError, "storing a cache entry on disk")?;
+        storage.put_memory(hash, entry);
+        Ok(MissFinishType::Created(weight))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn entry(url: &str, body: &'static [u8]) -> Entry {
+        let key = CacheKey::new(url, "");
+        Entry {
+            url: url.into(),
+            compact: key.to_compact(),
+            meta: (vec![1, 2, 3], vec![4, 5]),
+            body: Bytes::from_static(body),
+        }
+    }
+
+    #[test]
+    fn files_round_trip_and_reject_truncation() {
+        let e = entry("https://a.example/x?y", b"hello");
+        let bytes = encode(&e);
+        let back = decode(bytes.clone()).unwrap();
+        assert_eq!(&*back.url, "https://a.example/x?y");
+        assert_eq!(back.compact, e.compact);
+        assert_eq!(back.meta, e.meta);
+        assert_eq!(back.body, e.body);
+        assert!(decode(bytes.slice(..bytes.len() - 1)).is_none());
+        assert!(decode(Bytes::from_static(b"garbage")).is_none());
+    }
+}
