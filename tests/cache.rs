@@ -584,3 +584,40 @@ async fn one_cached_copy_is_compressed_per_client() {
     }
     assert_eq!(o.count(), 1);
 }
+
+#[tokio::test]
+async fn ranges_of_a_cached_object_come_from_the_cache() {
+    let o = Origin::start("app").await;
+    let v = start(&o).await;
+    let p = "/c/range?size=1000";
+    assert_eq!(get(&v, p).await.body.len(), 1000);
+    let r = client()
+        .get(v.url(p))
+        .header("host", "example.com")
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["x-cache-status"], "HIT");
+    assert_eq!(r.headers()["content-range"], "bytes 10-19/1000");
+    assert_eq!(r.text().await.unwrap(), "x".repeat(10));
+    assert_eq!(o.count(), 1);
+}
+
+#[tokio::test]
+async fn a_reload_keeps_the_entries_even_when_it_fails() {
+    let o = Origin::start("app").await;
+    let v = start(&o).await;
+    get(&v, "/c/kept").await;
+    v.write_config(&config(&o.addr_str(), "memory = \"2MiB\"", ""));
+    v.signal("HUP");
+    v.wait_log("configuration reloaded").await;
+    assert_eq!(get(&v, "/c/kept").await.cache, "HIT");
+    // A reload that fails (bad zone) keeps the old configuration and the cache.
+    v.write_config(&config(&o.addr_str(), "memory = 0", ""));
+    v.signal("HUP");
+    v.wait_log("reload rejected").await;
+    assert_eq!(get(&v, "/c/kept").await.cache, "HIT");
+    assert_eq!(o.count(), 1);
+}
