@@ -5,15 +5,17 @@
 #
 # Builds vigie and the origin (benches/origin.rs) in release mode, writes equivalent configs
 # for vigie and Debian's nginx (2 workers/threads, no access log, upstream keep-alive,
-# proxy_buffering on, no cache), and runs each scenario for each target, interleaved, `rounds`
+# proxy_buffering on, proxy_cache only on /cache/), and runs each scenario for each target, interleaved, `rounds`
 # times (median reported): requests/s, p50/p99 latency, server CPU µs per request (utime+stime
 # of every process of the server, from /proc), and peak RSS. Results go to stdout and to
-# benches/RESULTS.md. Scenarios (default all): s1 s2 s3 s3h2 s6.
+# benches/RESULTS.md. Scenarios (default all): s1 s2 s3 s3h2 s6, and s4 / s4l (cache hits of
+# 1 KiB / 100 KiB objects, vigie's cache vs nginx's proxy_cache, with the origin requests
+# each run caused after warm-up in the last column).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
 rounds=${2:-3}
-scenarios=${3:-"s1 s2 s3 s3h2 s6"}
+scenarios=${3:-"s1 s2 s3 s3h2 s4 s4l s6"}
 sudo=$([ "$(id -u)" = 0 ] || echo sudo)
 for tool in wrk:wrk h2load:nghttp2-client nginx:nginx openssl:openssl; do
   command -v "${tool%%:*}" >/dev/null || $sudo apt-get install -y -qq "${tool#*:}" >/dev/null
@@ -57,9 +59,16 @@ tls = { cert = "$dir/cert.pem", key = "$dir/key.pem" }
 [[sites]]
 names = ["plain.test"]
   [[sites.routes]]
+  path = "/cache/"
+  upstream = "origin"
+  compress = false
+  cache = { zone = "bench", valid = { "200" = "10m" }, status_header = false }
+  [[sites.routes]]
   path = "/"
   upstream = "origin"
   compress = false
+[cache.bench]
+memory = "64MiB"
 TOML
 ./target/release/vigie -c "$dir/vigie.toml" 2>"$dir/vigie.log" & vigie_pid=$!; pids+=($vigie_pid)
 
@@ -74,6 +83,7 @@ http {
   client_body_temp_path $dir/nginx/body; proxy_temp_path $dir/nginx/proxy;
   fastcgi_temp_path $dir/nginx/fcgi; uwsgi_temp_path $dir/nginx/uwsgi; scgi_temp_path $dir/nginx/scgi;
   upstream origin { server 127.0.0.1:$o_port; keepalive 64; }
+  proxy_cache_path $dir/nginx/cache keys_zone=bench:10m max_size=64m;
   proxy_http_version 1.1;
   proxy_set_header Connection "";
   proxy_buffering on;
@@ -83,6 +93,7 @@ http {
     listen 127.0.0.1:$n_http;
     server_name plain.test;
     location / { proxy_pass http://origin; }
+    location /cache/ { proxy_pass http://origin; proxy_cache bench; proxy_cache_valid 200 10m; }
   }
   server {
     listen 127.0.0.1:$n_https ssl http2;
@@ -132,12 +143,14 @@ measure() {
 # scenario_cmd SCENARIO TARGET: sets the array CMD to the load generator's command line.
 scenario_cmd() {
   local s=$1 t=$2 port scheme host
+  local plain=no
+  [[ $s == s1 || $s == s6 || $s == s4* ]] && plain=yes
   case $t in
-    vigie) port=$([[ $s == s1 || $s == s6 ]] && echo "$v_http" || echo "$v_https") ;;
-    nginx) port=$([[ $s == s1 || $s == s6 ]] && echo "$n_http" || echo "$n_https") ;;
+    vigie) port=$([[ $plain == yes ]] && echo "$v_http" || echo "$v_https") ;;
+    nginx) port=$([[ $plain == yes ]] && echo "$n_http" || echo "$n_https") ;;
     origin) port=$o_port ;;
   esac
-  scheme=$([[ $s == s1 || $s == s6 || $t == origin ]] && echo http || echo https)
+  scheme=$([[ $plain == yes || $t == origin ]] && echo http || echo https)
   host=$([[ $scheme == https ]] && echo "bench.test" || echo "plain.test")
   local url="$scheme://127.0.0.1:$port"
   case $s in
@@ -145,17 +158,26 @@ scenario_cmd() {
     s2) CMD=(wrk --latency -t2 -c16 -d"${secs}s" -H "Host: $host" -H "Connection: close" "$url/") ;;
     s3h2) CMD=(h2load -c64 -m10 -D"$secs" -H ":authority: bench.test" "$url/") ;;
     s6) CMD=(wrk --latency -t2 -c16 -d"${secs}s" -H "Host: $host" "$url/1m") ;;
+    s4) CMD=(wrk --latency -t2 -c64 -d"${secs}s" -H "Host: $host" "$url/cache/1k") ;;
+    s4l) CMD=(wrk --latency -t2 -c16 -d"${secs}s" -H "Host: $host" "$url/cache/100k") ;;
   esac
 }
 pid_of() { case $1 in vigie) echo $vigie_pid ;; nginx) echo $nginx_pid ;; origin) echo "${pids[0]}" ;; esac; }
 
+origin_served() { curl -s "http://127.0.0.1:$o_port/count"; }
 declare -A results
+declare -A origin_reqs
 for s in $scenarios; do
   targets="vigie nginx"; [[ $s == s1 || $s == s6 ]] && targets="vigie nginx origin"
+  if [[ $s == s4* ]]; then  # warm both caches
+    for t in vigie nginx; do scenario_cmd "$s" "$t"; curl -s -o /dev/null -H "Host: plain.test" "${CMD[-1]}"; done
+  fi
   for r in $(seq "$rounds"); do
     for t in $targets; do
       scenario_cmd "$s" "$t"
+      before=$(origin_served)
       results[$s,$t,$r]=$(measure "$(pid_of "$t")" "${CMD[@]}")
+      origin_reqs[$s,$t]=$(( ${origin_reqs[$s,$t]:-0} + $(origin_served) - before ))
     done
   done
 done
@@ -168,8 +190,8 @@ col() { local s=$1 t=$2 i=$3; for r in $(seq "$rounds"); do echo "${results[$s,$
   echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; load before: $load (busy: $busy)."
   echo "vigie $(./target/release/vigie --version | cut -d' ' -f2), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), ${secs}s x $rounds rounds, medians."
   echo
-  echo "| scenario | target | req/s | p50 | p99 | CPU µs/req | peak RSS MiB | vs nginx req/s |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "| scenario | target | req/s | p50 | p99 | CPU µs/req | peak RSS MiB | vs nginx req/s | origin requests |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   for s in $scenarios; do
     n_rps=$(col "$s" nginx 1)
     targets="vigie nginx"; [[ $s == s1 || $s == s6 ]] && targets="vigie nginx origin"
@@ -179,7 +201,7 @@ col() { local s=$1 t=$2 i=$3; for r in $(seq "$rounds"); do echo "${results[$s,$
       p99=$(for r in $(seq "$rounds"); do echo "${results[$s,$t,$r]}" | awk '{print $3}'; done | sort | sed -n "$(( (rounds + 1) / 2 ))p")
       rss=$(awk -v k="$(rss_kb "$(pid_of "$t")")" 'BEGIN { printf "%.1f", k / 1024 }')
       ratio=$(awk -v a="$rps" -v b="$n_rps" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
-      echo "| $s | $t | $rps | $p50 | $p99 | $cpu | $rss | $ratio |"
+      echo "| $s | $t | $rps | $p50 | $p99 | $cpu | $rss | $ratio | ${origin_reqs[$s,$t]:-0} |"
     done
   done
   echo

@@ -1,6 +1,8 @@
 //! The benchmark origin: a minimal hyper HTTP/1.1 server, as fast as the machine allows, so
-//! the proxies are what the load measures. `GET /` answers 13 bytes, `GET /1m` 1 MiB, and any
-//! request body is read and discarded (uploads).
+//! the proxies are what the load measures. `GET /` answers 13 bytes, `GET /1m` 1 MiB,
+//! `GET /cache/1k` and `/cache/100k` 1 KiB and 100 KiB, `GET /count` how many requests it
+//! answered before (to show cache hits never reach it), and any request body is read and
+//! discarded (uploads).
 //! Usage: `bench-origin PORT`.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -17,15 +19,23 @@ use hyper_util::rt::TokioIo;
 
 static MIB: [u8; 1 << 20] = [b'x'; 1 << 20];
 
+static SERVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let big = req.uri().path() == "/1m";
+    let path = req.uri().path().to_string();
     // Drain the body (uploads).
     let _ = req.into_body().collect().await;
-    let body = if big {
-        Bytes::from_static(&MIB)
-    } else {
-        Bytes::from_static(b"hello, world\n")
+    let body = match path.as_str() {
+        "/count" => {
+            let n = SERVED.load(std::sync::atomic::Ordering::Relaxed);
+            return Ok(Response::new(Full::new(Bytes::from(format!("{n}\n")))));
+        }
+        "/1m" => Bytes::from_static(&MIB),
+        "/cache/1k" => Bytes::from_static(&MIB[..1024]),
+        "/cache/100k" => Bytes::from_static(&MIB[..102_400]),
+        _ => Bytes::from_static(b"hello, world\n"),
     };
+    SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(Response::builder()
         .header("content-type", "text/plain")
         .body(Full::new(body))

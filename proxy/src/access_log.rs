@@ -2,7 +2,7 @@
 //!
 //! Formats: nginx's `combined` (so goaccess, fail2ban and existing parsers keep working) or
 //! JSON lines with more fields (request time, upstream address and time, request id, limiter
-//! decision). Lines go through a channel to a writer thread, so the request path never waits
+//! decision, cache status). Lines go through a channel to a writer thread, so the request path never waits
 //! for the disk; the thread flushes when idle and at least every 200 ms. A file target is
 //! reopened on SIGUSR1 (logrotate's `postrotate kill -USR1`).
 
@@ -45,6 +45,8 @@ pub struct Entry<'a> {
     pub request_id: &'a str,
     /// Rate-limit decision (`-`, `delayed`, `rejected`).
     pub limit: &'a str,
+    /// What the cache did (`HIT`, `MISS`...), `-` on routes without cache.
+    pub cache: &'a str,
 }
 
 enum Msg {
@@ -212,6 +214,7 @@ pub fn json(e: &Entry<'_>) -> String {
         "upstream_time": up_time,
         "request_id": e.request_id,
         "limit": e.limit,
+        "cache": e.cache,
     });
     format!("{v}\n")
 }
@@ -246,6 +249,7 @@ mod tests {
             upstream: None,
             request_id: "abc",
             limit: "-",
+            cache: "-",
         };
         assert_eq!(
             combined(&e),

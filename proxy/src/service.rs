@@ -564,6 +564,7 @@ impl ProxyHttp for Vigie {
                 .map(|(a, t)| (a.to_string(), t)),
             request_id: &ctx.request_id,
             limit: ctx.limit,
+            cache: cache::status(session, ctx.cache).unwrap_or("-"),
         });
     }
 }
