@@ -1,5 +1,7 @@
 //! Raw TOML -> validated [`Config`], collecting every error with its position.
 
+mod details;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -12,9 +14,9 @@ use toml::Spanned;
 use crate::error::{line_col, ConfigError, ConfigErrors};
 use crate::model::{
     AccessFormat, Acme, Action, Balance, CacheZone, ChallengeKind, ClientIp, Compression, Config,
-    Eab, HashKey, HeaderOps, HealthCheck, HostPattern, LimitZone, Log, LogTarget, Rate, Route,
-    RouteCache, Server, ServerAddr, Site, SiteTls, TlsPolicy, TlsVersion, Upstream, UpstreamServer,
-    Warning,
+    Eab, ErrorPages, HashKey, HeaderOps, HealthCheck, HostPattern, LimitZone, Log, LogTarget, Rate,
+    Route, RouteCache, Server, ServerAddr, Site, SiteTls, TlsPolicy, TlsVersion, Upstream,
+    UpstreamServer, Warning,
 };
 use crate::raw::{
     Int, RawAcme, RawCache, RawClientIp, RawCompress, RawConfig, RawHeaderOps, RawHealth, RawLimit,
@@ -106,6 +108,8 @@ struct Refs {
     header_sets: BTreeMap<String, HeaderOps>,
     https_listeners: bool,
     challenge: ChallengeKind,
+    /// Top-level error pages, which sites inherit.
+    error_pages: ErrorPages,
 }
 
 /// Settings a site or a route sets, before inheritance.
@@ -390,6 +394,7 @@ impl Validator<'_> {
 
     fn config(&mut self, raw: RawConfig) -> Config {
         let server = self.server(raw.server.as_ref());
+        let error_pages = self.error_pages(raw.error_pages.as_ref(), &BTreeMap::new());
         let acme = raw.acme.as_ref().map(|a| self.acme(a));
         let limits = self.limits(&raw.limits);
         let caches = self.caches(&raw.cache);
@@ -405,6 +410,7 @@ impl Validator<'_> {
             header_sets,
             https_listeners: !server.https.is_empty(),
             challenge: acme.as_ref().map_or(ChallengeKind::Http01, |a| a.challenge),
+            error_pages,
         };
         let mut seen_names: HashMap<HostPattern, usize> = HashMap::new();
         let sites: Vec<Site> = raw
@@ -427,6 +433,7 @@ impl Validator<'_> {
             upstreams,
             sites,
             log,
+            error_pages: refs.error_pages,
             warnings: {
                 let mut w = std::mem::take(&mut self.warnings);
                 w.sort_by_key(|w| (w.line, w.col));
@@ -455,8 +462,13 @@ impl Validator<'_> {
     }
 
     fn server(&mut self, raw: Option<&RawServer>) -> Server {
+        let limits = self.request_limits(raw);
         let Some(raw) = raw else {
             return Server {
+                header_timeout: limits.header_timeout,
+                body_timeout: limits.body_timeout,
+                max_header_bytes: limits.max_header_bytes,
+                max_uri_bytes: limits.max_uri_bytes,
                 http: Vec::new(),
                 https: Vec::new(),
                 admin: Some(DEFAULT_ADMIN),
@@ -544,6 +556,10 @@ impl Validator<'_> {
             threads,
             unknown_host_status,
             grace_period,
+            header_timeout: limits.header_timeout,
+            body_timeout: limits.body_timeout,
+            max_header_bytes: limits.max_header_bytes,
+            max_uri_bytes: limits.max_uri_bytes,
         }
     }
 
@@ -1158,7 +1174,15 @@ impl Validator<'_> {
         // Longest prefix first; stable, so equal lengths keep file order.
         routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
 
-        Site { names, tls, routes }
+        let host_redirects = self.host_redirects(s.redirect_www.as_ref(), &names);
+        let error_pages = self.error_pages(s.error_pages.as_ref(), &refs.error_pages);
+        Site {
+            names,
+            tls,
+            routes,
+            host_redirects,
+            error_pages,
+        }
     }
 
     fn layer(
