@@ -9,6 +9,7 @@ pub mod admin;
 pub mod background;
 pub mod demo;
 pub mod filters;
+pub mod header_guard;
 pub mod limits;
 pub mod listener;
 pub mod metrics;

@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 use vigie_acme::{CertError, CertTable};
 use vigie_config::{Config, HostPattern, Route};
 
+use crate::filters::error_pages::ErrorPages;
 use crate::limits::Zone;
 use crate::upstream::{UpstreamError, UpstreamGroup};
 
@@ -32,6 +33,10 @@ pub struct SiteRuntime {
     pub routes: Vec<Route>,
     /// Whether the site has a certificate (plain-HTTP requests to it are redirected to HTTPS).
     pub tls: bool,
+    /// Names redirected to their canonical twin (`redirect_www`).
+    pub host_redirects: BTreeMap<String, String>,
+    /// Custom error pages (the site's over the top-level ones).
+    pub error_pages: Arc<ErrorPages>,
 }
 
 /// Everything a request needs, frozen at build time.
@@ -55,6 +60,8 @@ pub struct Snapshot {
     pub limits: HashMap<String, Arc<Zone>>,
     /// Per-client connection cap: the smallest `max_connections` of the zones.
     pub connection_cap: Option<u32>,
+    /// Top-level custom error pages, for errors before a site is known.
+    pub error_pages: Arc<ErrorPages>,
 }
 
 /// Why a snapshot could not be built from a valid config.
@@ -105,6 +112,8 @@ impl Snapshot {
                 label,
                 routes: site.routes.clone(),
                 tls: site.tls.is_some(),
+                host_redirects: site.host_redirects.clone(),
+                error_pages: ErrorPages::build(&site.error_pages),
             });
         }
         wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
@@ -117,6 +126,7 @@ impl Snapshot {
             .filter_map(|z| z.max_connections)
             .min();
         Ok(Snapshot {
+            error_pages: ErrorPages::build(&config.error_pages),
             limits,
             connection_cap,
             certs,
