@@ -8,6 +8,7 @@ mod acme;
 mod balancing;
 mod check;
 mod compression;
+mod details;
 mod dist;
 mod limits;
 mod ops;

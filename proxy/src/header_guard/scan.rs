@@ -4,7 +4,11 @@
 //! The header ends at the first empty line (`\r\n\r\n`, or bare `\n\n` as httparse also
 //! accepts). Empty lines before the request line are skipped, as RFC 9112 §2.2 allows, but
 //! count toward the size. The request target is what lies between the first and the second
-//! space of the request line.
+//! space of the request line. More than [`MAX_FIELDS`] header fields count as too large: pingora's
+//! parser has room for that many and answers a bare 400 past it.
+
+/// Most header fields pingora's HTTP/1 parser accepts (its `MAX_HEADERS`).
+pub const MAX_FIELDS: usize = 256;
 
 /// Where a request header stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +40,8 @@ pub struct HeaderScan {
     target: usize,
     /// Line feeds in a row (carriage returns ignored) since the last other byte.
     newlines: u8,
+    /// Header field lines completed.
+    fields: usize,
 }
 
 impl HeaderScan {
@@ -50,6 +56,7 @@ impl HeaderScan {
             spaces: 0,
             target: 0,
             newlines: 0,
+            fields: 0,
         }
     }
 
@@ -103,11 +110,18 @@ impl HeaderScan {
                 _ => {}
             }
         } else if b == b'\n' {
+            if self.newlines == 0 {
+                self.fields += 1;
+            }
             self.newlines += 1;
             if self.newlines >= 2 {
                 return Some(Scan::Done);
             }
         } else if b != b'\r' {
+            if self.newlines > 0 && self.fields >= MAX_FIELDS {
+                // The start of one field more than the parser takes.
+                return Some(Scan::TooLarge);
+            }
             self.newlines = 0;
         }
         None
@@ -169,6 +183,16 @@ mod tests {
         assert_eq!(scan_all(big.len() - 1, 10, big.as_bytes()), Scan::TooLarge);
         // Endless empty lines count too.
         assert_eq!(scan_all(10, 5, &[b'\n'; 11]), Scan::TooLarge);
+        // 256 fields pass, the start of a 257th does not.
+        let fields = |n: usize| {
+            let lines: String = (0..n).map(|i| format!("X-{i}: v\r\n")).collect();
+            format!("GET / HTTP/1.1\r\n{lines}\r\n")
+        };
+        assert_eq!(scan_all(1 << 20, 10, fields(256).as_bytes()), Scan::Done);
+        assert_eq!(
+            scan_all(1 << 20, 10, fields(257).as_bytes()),
+            Scan::TooLarge
+        );
         // Once over, it stays over.
         let mut s = HeaderScan::new(1000, 3);
         assert_eq!(s.feed(b"GET /abcd"), Scan::UriTooLong);
