@@ -12,6 +12,10 @@
 //! the whole handshake (pingora's covers only TCP). A connection that negotiated
 //! `acme-tls/1` has been answered by the handshake (the challenge certificate) and is closed;
 //! any other is handed to the HTTP proxy app, which serves h2 or HTTP/1.1 by its ALPN.
+//!
+//! HTTP/1.x connections (no ALPN `h2`, no h2c preface) go through the header guard
+//! ([`crate::header_guard`]): `Front` runs pingora's keep-alive loop itself so that it can
+//! re-arm the guard's deadline before each request.
 
 use std::sync::Arc;
 use std::time::Duration;
