@@ -25,10 +25,13 @@ use vigie_config::HeaderOps;
 /// Per-request settings taken from the snapshot before anything can answer, run in
 /// `early_request_filter`: the top-level error pages (a site's replace them once it is
 /// known), and the body read timeout (`[server] body_timeout`, per read like nginx's
-/// `client_body_timeout`; pingora applies it to HTTP/1.x only).
+/// `client_body_timeout`; pingora applies it to HTTP/1.x only). Upgrade requests
+/// (WebSocket) keep pingora's own read timeout: their "body" is the tunnel, idle at times.
 pub fn prepare(session: &mut Session, snap: &crate::snapshot::Snapshot) {
     error_pages::attach(session, &snap.error_pages);
-    session.set_read_timeout(Some(snap.config.server.body_timeout));
+    if !session.is_upgrade_req() {
+        session.set_read_timeout(Some(snap.config.server.body_timeout));
+    }
 }
 
 /// The request's host, lower-cased, without port or trailing dot: from the URI authority
