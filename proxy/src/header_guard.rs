@@ -3,8 +3,8 @@
 //!
 //! pingora's header read timeout is per read, so a client dripping a byte now and then holds
 //! a connection forever (slowloris), and its parser accepts headers up to 1 MiB and answers
-//! a larger one with 400. [`Guarded`] wraps the client connection and watches the bytes of
-//! each request header as pingora reads them, up to the empty line that ends it:
+//! a larger one with 400. [`Guarded`] wraps the client connection and holds each request
+//! header back until the empty line that ends it has arrived, then hands it to pingora whole:
 //!
 //! - the header must be complete within `[server] header_timeout`, counted from the
 //!   connection's start for its first request and from the first byte of the next ones (the
@@ -13,13 +13,15 @@
 //!   the request arrived (a browser's unused preconnection), as nginx does;
 //! - a request target longer than `max_uri_bytes` gets `414 URI Too Long`, a header larger
 //!   than `max_header_bytes` (request line included) `431 Request Header Fields Too Large`;
-//!   the bytes past the limit are never handed to pingora.
+//!   nothing of a refused header reaches pingora.
 //!
 //! A refusal is written straight to the connection with `Connection: close` (its body is the
 //! top-level `error_pages` entry when there is one), the write side is shut, what the client
 //! still sends is read and dropped for a moment (so that closing does not reset the
-//! connection before the client read the answer), and pingora's read then fails, which ends
-//! the connection. The body is not watched: `body_timeout` (per read) covers it.
+//! connection before the client read the answer), and pingora's read then fails; having read
+//! nothing of that request, pingora closes the connection quietly. The body is not watched:
+//! `body_timeout` (per read) covers it. pingora's own wait for a request (60 s per read) runs
+//! around the guard's, which is why `header_timeout` is at most 60 s.
 //!
 //! `Front` re-arms the guard before each request of a keep-alive connection
 //! ([`Guarded::rearm_handle`]). HTTP/2 is not guarded here: its headers arrive in frames.
@@ -98,8 +100,11 @@ pub struct Guarded {
     phase: Phase,
     limits: Limits,
     snapshots: SnapshotHandle,
-    /// Bytes read ahead (the h2c preface check), served before the connection's.
+    /// Bytes read but not handed over yet: the request header being held back, or what the
+    /// h2c preface check read ahead. Served before the connection's.
     pending: BytesMut,
+    /// How much of `pending` the header scan has seen.
+    scanned: usize,
     deadline: Option<Instant>,
     sleep: Pin<Box<Sleep>>,
     rearm: Arc<AtomicBool>,
@@ -127,6 +132,7 @@ impl Guarded {
             limits,
             snapshots,
             pending: BytesMut::new(),
+            scanned: 0,
             deadline: Some(deadline),
             sleep: Box::pin(tokio::time::sleep_until(deadline)),
             rearm: Arc::new(AtomicBool::new(false)),
@@ -178,6 +184,7 @@ impl Guarded {
             let l = &self.limits;
             self.phase = Phase::Header(HeaderScan::new(l.max_header_bytes, l.max_uri_bytes));
             self.deadline = None;
+            self.scanned = 0;
         }
     }
 
@@ -214,53 +221,64 @@ impl Guarded {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 
-    /// One read while a header is expected. `None`: the phase changed, go again.
+    /// One read while a header is expected: the header is held back until it is complete,
+    /// then handed over whole. `None`: the phase changed, go again.
     fn poll_header(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Option<Poll<io::Result<()>>> {
-        let Phase::Header(scan) = &self.phase else {
-            return None;
-        };
-        let received = scan.received() || !self.pending.is_empty();
-        if self.poll_deadline(cx) {
-            if received {
-                self.refuse(408);
-            } else {
-                tracing::debug!("connection closed: no request within header_timeout");
-                self.phase = Phase::Closed(io::ErrorKind::TimedOut);
+        loop {
+            let Phase::Header(scan) = &mut self.phase else {
+                return None;
+            };
+            if self.scanned < self.pending.len() {
+                let status = match scan.feed(&self.pending[self.scanned..]) {
+                    Scan::More => None,
+                    Scan::Done => Some(None),
+                    Scan::UriTooLong => Some(Some(414)),
+                    Scan::TooLarge => Some(Some(431)),
+                };
+                self.scanned = self.pending.len();
+                match status {
+                    None => {}
+                    Some(None) => {
+                        self.phase = Phase::Through;
+                        self.deadline = None;
+                        return Some(self.read_some(cx, buf));
+                    }
+                    Some(Some(status)) => {
+                        self.refuse(status);
+                        return None;
+                    }
+                }
             }
-            return None;
-        }
-        let before = buf.filled().len();
-        match self.read_some(cx, buf) {
-            Poll::Ready(Ok(())) => {}
-            other => return Some(other),
-        }
-        if buf.filled().len() == before {
-            return Some(Poll::Ready(Ok(()))); // EOF: pingora sees the client leave
-        }
-        if self.deadline.is_none() {
-            self.arm();
-        }
-        let Phase::Header(scan) = &mut self.phase else {
-            return None;
-        };
-        let status = match scan.feed(&buf.filled()[before..]) {
-            Scan::More => return Some(Poll::Ready(Ok(()))),
-            Scan::Done => {
-                self.phase = Phase::Through;
-                self.deadline = None;
-                return Some(Poll::Ready(Ok(())));
+            if self.poll_deadline(cx) {
+                if self.pending.is_empty() {
+                    tracing::debug!("connection closed: no request within header_timeout");
+                    self.phase = Phase::Closed(io::ErrorKind::TimedOut);
+                } else {
+                    self.refuse(408);
+                }
+                return None;
             }
-            Scan::UriTooLong => 414,
-            Scan::TooLarge => 431,
-        };
-        // The bytes past the limit never reach pingora.
-        buf.set_filled(before);
-        self.refuse(status);
-        None
+            let mut scratch = [0u8; 8192];
+            let mut rb = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => {
+                    // The client left before completing a header: pingora sees an end of
+                    // stream with nothing read, and closes quietly.
+                    self.phase = Phase::Through;
+                    self.pending.clear();
+                    return Some(Poll::Ready(Ok(())));
+                }
+                Poll::Ready(Ok(())) => self.pending.extend_from_slice(rb.filled()),
+                other => return Some(other),
+            }
+            if self.deadline.is_none() {
+                self.arm();
+            }
+        }
     }
 
     /// Write the refusal, flush it and shut the write side; then linger.

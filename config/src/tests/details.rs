@@ -43,6 +43,11 @@ const BAD: &[(&str, &str, &str)] = &[
         r#"test.toml:2:18: invalid header_timeout "0s": expected more than zero"#,
     ),
     (
+        "header timeout above pingora's wait",
+        "[server]\nheader_timeout = \"2m\"\n",
+        r#"test.toml:2:18: invalid header_timeout "2m": expected at most 60s (pingora's own wait for a request)"#,
+    ),
+    (
         "bad body timeout",
         "[server]\nbody_timeout = \"soon\"\n",
         r#"test.toml:2:16: invalid duration "soon": expected a number and a unit, like "30s", "5m", "1h""#,

@@ -17,6 +17,8 @@ use super::Validator;
 /// Defaults, like nginx's `client_header_timeout`, `client_body_timeout` and
 /// `large_client_header_buffers 4 8k`.
 const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
+/// pingora waits 60 s per read for a request on its own, around the header guard.
+const MAX_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_HEADER_BYTES: u64 = 32 * 1024;
 const DEFAULT_MAX_URI_BYTES: u64 = 8 * 1024;
@@ -47,11 +49,24 @@ impl Validator<'_> {
                 r.max_uri_bytes.as_ref(),
             )
         });
-        let header_timeout = self.nonzero_duration(
+        let mut header_timeout = self.nonzero_duration(
             &header_timeout.cloned(),
             "header_timeout",
             DEFAULT_HEADER_TIMEOUT,
         );
+        if header_timeout > MAX_HEADER_TIMEOUT {
+            if let Some(t) = raw.and_then(|r| r.header_timeout.as_ref()) {
+                self.error(
+                    t.span().start,
+                    format!(
+                        "invalid header_timeout \"{}\": expected at most 60s (pingora's own wait \
+                         for a request)",
+                        t.get_ref()
+                    ),
+                );
+            }
+            header_timeout = DEFAULT_HEADER_TIMEOUT;
+        }
         let body_timeout =
             self.nonzero_duration(&body_timeout.cloned(), "body_timeout", DEFAULT_BODY_TIMEOUT);
         let header_bytes = self.bounded_size(max_header, "max_header_bytes", MAX_HEADER_BYTES_CAP);
