@@ -9,6 +9,7 @@ mod balancing;
 mod cache;
 mod check;
 mod compression;
+mod details;
 mod dist;
 mod limits;
 mod ops;

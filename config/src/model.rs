@@ -35,6 +35,9 @@ pub struct Config {
     pub sites: Vec<Site>,
     /// Logging settings.
     pub log: Log,
+    /// Custom pages for vigie's own error responses when no site is known (unknown host,
+    /// malformed or oversized requests, header timeout), and the default of every site.
+    pub error_pages: ErrorPages,
     /// Things that parse and validate but are not acted on yet, or look like mistakes.
     pub warnings: Vec<Warning>,
 }
@@ -71,6 +74,29 @@ pub struct Server {
     /// Bearer token the admin listener asks for on write operations (cache purge);
     /// `None`: those operations are refused.
     pub admin_token: Option<String>,
+    /// Deadline for a client to send a whole request header (HTTP/1.x), counted from the
+    /// connection's start for its first request and from the first byte for the next ones
+    /// (nginx `client_header_timeout`). Default 60s.
+    pub header_timeout: Duration,
+    /// Longest wait for the next piece of a request body (per read, as nginx's
+    /// `client_body_timeout`). Default 60s.
+    pub body_timeout: Duration,
+    /// Largest request header, request line included; larger ones get 431. Default 32 KiB.
+    pub max_header_bytes: usize,
+    /// Longest request target (path and query); longer ones get 414. Default 8 KiB.
+    pub max_uri_bytes: usize,
+}
+
+/// Custom error pages by status code.
+pub type ErrorPages = BTreeMap<u16, ErrorPage>;
+
+/// A custom page for one of vigie's own error responses; the status code is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorPage {
+    /// The body: the file's contents (read when the configuration is loaded) or inline text.
+    pub body: Vec<u8>,
+    /// Its content type.
+    pub content_type: String,
 }
 
 /// `[tls]`: protocol policy.
@@ -306,6 +332,11 @@ pub struct Site {
     pub tls: Option<SiteTls>,
     /// Routes, sorted longest path prefix first.
     pub routes: Vec<Route>,
+    /// Names answered with a redirect to their canonical twin (`redirect_www`): requested
+    /// name -> canonical name, both lower-case exact names of this site.
+    pub host_redirects: BTreeMap<String, String>,
+    /// Custom error pages: the site's, over the top-level ones.
+    pub error_pages: ErrorPages,
 }
 
 /// A host name pattern.

@@ -42,6 +42,7 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) sites: Vec<Spanned<RawSite>>,
     pub(crate) log: Option<RawLog>,
+    pub(crate) error_pages: Option<RawErrorPages>,
 }
 
 /// `[server]`.
@@ -56,6 +57,10 @@ pub(crate) struct RawServer {
     pub(crate) unknown_host: Option<Int>,
     pub(crate) grace_period: Option<Str>,
     pub(crate) admin_token: Option<Str>,
+    pub(crate) header_timeout: Option<Str>,
+    pub(crate) body_timeout: Option<Str>,
+    pub(crate) max_header_bytes: Option<Size>,
+    pub(crate) max_uri_bytes: Option<Size>,
 }
 
 /// `[tls]`.
@@ -181,8 +186,25 @@ pub(crate) struct RawSite {
     pub(crate) request_headers: Option<RawHeaderOps>,
     pub(crate) response_headers: Option<RawHeaderOps>,
     pub(crate) compress: Option<Spanned<RawCompress>>,
+    pub(crate) redirect_www: Option<Str>,
+    pub(crate) error_pages: Option<RawErrorPages>,
     #[serde(default)]
     pub(crate) routes: Vec<Spanned<RawRoute>>,
+}
+
+/// `error_pages = { "404" = { ... }, ... }`, top-level or on a site: status -> page.
+pub(crate) type RawErrorPages = BTreeMap<Str, Spanned<RawErrorPage>>;
+
+/// One custom error page: `{ file = "/path" }` or `{ body = "...", content_type = "..." }`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table { file = \"/path\" } or { body = \"...\", content_type = \"...\" }"
+)]
+pub(crate) struct RawErrorPage {
+    pub(crate) file: Option<Str>,
+    pub(crate) body: Option<Str>,
+    pub(crate) content_type: Option<Str>,
 }
 
 /// `compress = true | false | { level, min_size, types }`.

@@ -20,7 +20,7 @@ const BAD: &[(&str, &str, &str)] = &[
 [server]
 htp = ["0.0.0.0:80"]
 "#,
-        r##"test.toml:3:1: unknown key `htp`, expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`"##,
+        r##"test.toml:3:1: unknown key `htp`, expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`, `header_timeout`, `body_timeout`, `max_header_bytes`, `max_uri_bytes`"##,
     ),
     (
         "bad listen address",
@@ -1206,3 +1206,5 @@ names = ["b.test"]
         "{err}"
     );
 }
+
+mod details;

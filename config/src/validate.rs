@@ -1,5 +1,7 @@
 //! Raw TOML -> validated [`Config`], collecting every error with its position.
 
+mod details;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -14,8 +16,9 @@ use crate::error::{line_col, ConfigError, ConfigErrors};
 mod cache;
 use crate::model::{
     AccessFormat, Acme, Action, Balance, ChallengeKind, ClientIp, Compression, Config, Eab,
-    HashKey, HeaderOps, HealthCheck, HostPattern, LimitZone, Log, LogTarget, Rate, Route, Server,
-    ServerAddr, Site, SiteTls, TlsPolicy, TlsVersion, Upstream, UpstreamServer, Warning,
+    ErrorPages, HashKey, HeaderOps, HealthCheck, HostPattern, LimitZone, Log, LogTarget, Rate,
+    Route, Server, ServerAddr, Site, SiteTls, TlsPolicy, TlsVersion, Upstream, UpstreamServer,
+    Warning,
 };
 use crate::raw::{
     Int, RawAcme, RawClientIp, RawCompress, RawConfig, RawHeaderOps, RawHealth, RawLimit, RawLog,
@@ -94,6 +97,8 @@ struct Refs {
     header_sets: BTreeMap<String, HeaderOps>,
     https_listeners: bool,
     challenge: ChallengeKind,
+    /// Top-level error pages, which sites inherit.
+    error_pages: ErrorPages,
 }
 
 /// Settings a site or a route sets, before inheritance.
@@ -367,6 +372,7 @@ impl Validator<'_> {
 
     fn config(&mut self, raw: RawConfig) -> Config {
         let server = self.server(raw.server.as_ref());
+        let error_pages = self.error_pages(raw.error_pages.as_ref(), &BTreeMap::new());
         let acme = raw.acme.as_ref().map(|a| self.acme(a));
         let limits = self.limits(&raw.limits);
         let caches = self.caches(&raw.cache);
@@ -382,6 +388,7 @@ impl Validator<'_> {
             header_sets,
             https_listeners: !server.https.is_empty(),
             challenge: acme.as_ref().map_or(ChallengeKind::Http01, |a| a.challenge),
+            error_pages,
         };
         let mut seen_names: HashMap<HostPattern, usize> = HashMap::new();
         let sites: Vec<Site> = raw
@@ -404,6 +411,7 @@ impl Validator<'_> {
             upstreams,
             sites,
             log,
+            error_pages: refs.error_pages,
             warnings: {
                 let mut w = std::mem::take(&mut self.warnings);
                 w.sort_by_key(|w| (w.line, w.col));
@@ -432,8 +440,13 @@ impl Validator<'_> {
     }
 
     fn server(&mut self, raw: Option<&RawServer>) -> Server {
+        let limits = self.request_limits(raw);
         let Some(raw) = raw else {
             return Server {
+                header_timeout: limits.header_timeout,
+                body_timeout: limits.body_timeout,
+                max_header_bytes: limits.max_header_bytes,
+                max_uri_bytes: limits.max_uri_bytes,
                 http: Vec::new(),
                 https: Vec::new(),
                 admin: Some(DEFAULT_ADMIN),
@@ -535,6 +548,10 @@ impl Validator<'_> {
             unknown_host_status,
             grace_period,
             admin_token,
+            header_timeout: limits.header_timeout,
+            body_timeout: limits.body_timeout,
+            max_header_bytes: limits.max_header_bytes,
+            max_uri_bytes: limits.max_uri_bytes,
         }
     }
 
@@ -1104,7 +1121,15 @@ impl Validator<'_> {
         // Longest prefix first; stable, so equal lengths keep file order.
         routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
 
-        Site { names, tls, routes }
+        let host_redirects = self.host_redirects(s.redirect_www.as_ref(), &names);
+        let error_pages = self.error_pages(s.error_pages.as_ref(), &refs.error_pages);
+        Site {
+            names,
+            tls,
+            routes,
+            host_redirects,
+            error_pages,
+        }
     }
 
     fn layer(

@@ -10,6 +10,7 @@ pub mod background;
 pub mod cache;
 pub mod demo;
 pub mod filters;
+pub mod header_guard;
 pub mod limits;
 pub mod listener;
 pub mod metrics;

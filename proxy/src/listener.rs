@@ -12,18 +12,26 @@
 //! the whole handshake (pingora's covers only TCP). A connection that negotiated
 //! `acme-tls/1` has been answered by the handshake (the challenge certificate) and is closed;
 //! any other is handed to the HTTP proxy app, which serves h2 or HTTP/1.1 by its ALPN.
+//!
+//! HTTP/1.x connections (no ALPN `h2`, no h2c preface) go through the header guard
+//! ([`crate::header_guard`]): `Front` runs pingora's keep-alive loop itself so that it can
+//! re-arm the guard's deadline before each request.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pingora::apps::ServerApp;
+use std::sync::atomic::Ordering;
+
+use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::listeners::tls::Acceptor;
+use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use vigie_acme::resolver::ACME_TLS_ALPN;
 
+use crate::header_guard::Guarded;
 use crate::limits::{ConnectionCounter, ConnectionSlot};
 use crate::metrics::Metrics;
 use crate::snapshot::SnapshotHandle;
@@ -77,18 +85,48 @@ impl<A> Front<A> {
     }
 }
 
-impl<A: ServerApp + Send + Sync + 'static> Front<A> {
+impl<A: HttpServerApp + Send + Sync + 'static> Front<A> {
     /// Serve the connection to its end: keep-alive stays inside, so the connection's slot
     /// (and its TLS session) last until it closes and nothing goes back to the listener.
-    async fn serve(self: &Arc<Self>, first: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
-        let mut next: Option<Stream> = Some(first);
-        while let Some(s) = next {
-            next = self.app.process_new(s, shutdown).await;
-            if *shutdown.borrow() {
-                return None;
-            }
+    /// HTTP/1.x goes through the header guard, request by request; HTTP/2 (ALPN `h2`, or the
+    /// h2c preface on plain connections) goes to the app as it is.
+    async fn serve(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) {
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            self.app.process_new(stream, shutdown).await;
+            return;
         }
-        None
+        let tls = stream.get_ssl_digest().is_some();
+        let mut guarded = Guarded::new(stream, self.snapshots.clone());
+        let h2c = self.app.server_options().is_some_and(|o| o.h2c);
+        if !tls && h2c && guarded.starts_with_h2_preface().await {
+            guarded.disarm();
+            self.app.process_new(Box::new(guarded), shutdown).await;
+            return;
+        }
+        self.serve_http1(guarded, shutdown).await;
+    }
+
+    /// pingora's HTTP/1.x keep-alive loop (`ServerApp for HttpServerApp`), with the header
+    /// guard re-armed before each request.
+    async fn serve_http1(self: &Arc<Self>, guarded: Guarded, shutdown: &ShutdownWatch) {
+        let rearm = guarded.rearm_handle();
+        let mut session = ServerSession::new_http1(Box::new(guarded));
+        // pingora's default idle time between requests: 60 s.
+        session.set_keepalive((!*shutdown.borrow()).then_some(60));
+        let limit = self
+            .app
+            .server_options()
+            .and_then(|o| o.keepalive_request_limit);
+        session.set_keepalive_reuses_remaining(limit);
+        let mut result = self.app.process_new_http(session, shutdown).await;
+        while let Some((stream, settings)) = result.map(|r| r.consume()) {
+            rearm.store(true, Ordering::Release);
+            let mut session = ServerSession::new_http1(stream);
+            if let Some(settings) = settings {
+                settings.apply_to_session(&mut session);
+            }
+            result = self.app.process_new_http(session, shutdown).await;
+        }
     }
 
     async fn handshake(&self, acceptor: &Acceptor, stream: Stream) -> Option<Stream> {
@@ -124,7 +162,7 @@ impl<A: ServerApp + Send + Sync + 'static> Front<A> {
 }
 
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for Front<A> {
+impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Front<A> {
     async fn process_new(
         self: &Arc<Self>,
         stream: Stream,
@@ -143,7 +181,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Front<A> {
             Some(acceptor) => self.handshake(acceptor, stream).await?,
             None => stream,
         };
-        self.serve(stream, shutdown).await
+        self.serve(stream, shutdown).await;
+        None
     }
 
     async fn cleanup(&self) {

@@ -17,7 +17,8 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use vigie_config::{Action, Balance, HashKey, Route};
 
 use crate::filters::{
-    self, body_limit, cache, client_ip, compress, forwarded, respond, static_files,
+    self, body_limit, cache, client_ip, compress, error_pages, forwarded, oversize, respond,
+    static_files, www,
 };
 use crate::snapshot::{normalize_path, Snapshot, SnapshotHandle};
 use std::time::{Duration, Instant, SystemTime};
@@ -156,6 +157,9 @@ impl Vigie {
     async fn route_request(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let snap = ctx.snap.clone();
         ctx.client = client_ip::resolve(session, &snap.config.client_ip);
+        if oversize::refuse(session, &snap.config.server).await? {
+            return Ok(true);
+        }
         if !forwarded::is_tls(session) && self.acme_challenge(session).await? {
             return Ok(true);
         }
@@ -169,6 +173,10 @@ impl Vigie {
                 .await?;
             return Ok(true);
         };
+        error_pages::attach(session, &site.error_pages);
+        if www::redirect(session, site, &host, snap.https_port).await? {
+            return Ok(true);
+        }
         ctx.host = Some(host);
         ctx.site = Some(site.index);
         if site.tls && !forwarded::is_tls(session) {
@@ -283,6 +291,7 @@ impl ProxyHttp for Vigie {
     /// normalised for the compression module (q-values).
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
         self.metrics.request_started();
+        filters::prepare(session, &ctx.snap);
         ctx.request_id = request_id::assign(session, &ctx.snap.config.client_ip)?;
         ctx.accept_encoding = compress::negotiate(session);
         Ok(())

@@ -16,6 +16,7 @@ use vigie_acme::{CertError, CertTable};
 use vigie_config::{Config, HostPattern, Route};
 
 use crate::cache::Zone as CacheZone;
+use crate::filters::error_pages::ErrorPages;
 use crate::limits::Zone;
 use crate::upstream::{UpstreamError, UpstreamGroup};
 
@@ -33,6 +34,10 @@ pub struct SiteRuntime {
     pub routes: Vec<Route>,
     /// Whether the site has a certificate (plain-HTTP requests to it are redirected to HTTPS).
     pub tls: bool,
+    /// Names redirected to their canonical twin (`redirect_www`).
+    pub host_redirects: BTreeMap<String, String>,
+    /// Custom error pages (the site's over the top-level ones).
+    pub error_pages: Arc<ErrorPages>,
 }
 
 /// Everything a request needs, frozen at build time.
@@ -58,6 +63,8 @@ pub struct Snapshot {
     pub connection_cap: Option<u32>,
     /// Cache zones by name.
     pub caches: HashMap<String, Arc<CacheZone>>,
+    /// Top-level custom error pages, for errors before a site is known.
+    pub error_pages: Arc<ErrorPages>,
 }
 
 /// Why a snapshot could not be built from a valid config.
@@ -111,6 +118,8 @@ impl Snapshot {
                 label,
                 routes: site.routes.clone(),
                 tls: site.tls.is_some(),
+                host_redirects: site.host_redirects.clone(),
+                error_pages: ErrorPages::build(&site.error_pages),
             });
         }
         wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
@@ -125,6 +134,7 @@ impl Snapshot {
         let caches = crate::cache::build_zones(&config.caches, previous.map(|p| &p.caches))?;
         Ok(Snapshot {
             caches,
+            error_pages: ErrorPages::build(&config.error_pages),
             limits,
             connection_cap,
             certs,

@@ -45,11 +45,10 @@ pub async fn apply(
             let state = format!("\"{name}\";r=0;t={secs}");
             let status = zone.config.status;
             session.set_keepalive(None);
-            super::send(
+            super::send_error_with(
                 session,
                 status,
-                "text/plain; charset=utf-8",
-                super::error_body(status, &format!("rate limit exceeded, retry in {secs}s")),
+                &format!("rate limit exceeded, retry in {secs}s"),
                 &[
                     ("retry-after", &secs),
                     ("ratelimit-policy", &policy),

@@ -7,17 +7,33 @@ pub mod body_limit;
 pub mod cache;
 pub mod client_ip;
 pub mod compress;
+pub mod error_pages;
 pub mod forwarded;
 pub mod limit;
+pub mod oversize;
+pub mod range;
 pub mod request_id;
 pub mod respond;
 pub mod static_files;
+pub mod www;
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
 use vigie_config::HeaderOps;
+
+/// Per-request settings taken from the snapshot before anything can answer, run in
+/// `early_request_filter`: the top-level error pages (a site's replace them once it is
+/// known), and the body read timeout (`[server] body_timeout`, per read like nginx's
+/// `client_body_timeout`; pingora applies it to HTTP/1.x only). Upgrade requests
+/// (WebSocket) keep pingora's own read timeout: their "body" is the tunnel, idle at times.
+pub fn prepare(session: &mut Session, snap: &crate::snapshot::Snapshot) {
+    error_pages::attach(session, &snap.error_pages);
+    if !session.is_upgrade_req() {
+        session.set_read_timeout(Some(snap.config.server.body_timeout));
+    }
+}
 
 /// The request's host, lower-cased, without port or trailing dot: from the URI authority
 /// (HTTP/2, absolute-form) or the `Host` header.
@@ -120,23 +136,36 @@ pub fn error_body(status: u16, detail: &str) -> Bytes {
     }
 }
 
-/// Send one of vigie's own error responses.
+/// Send one of vigie's own error responses: the custom page for its status when one is
+/// attached to the request (see [`error_pages`]), else a one-line text body with `detail`.
 pub async fn send_error(
     session: &mut Session,
     status: u16,
     detail: &str,
     ops: Option<&HeaderOps>,
 ) -> Result<()> {
-    send(
-        session,
-        status,
-        "text/plain; charset=utf-8",
-        error_body(status, detail),
-        &[],
-        ops,
-    )
-    .await
+    send_error_with(session, status, detail, &[], ops).await
 }
+
+/// [`send_error`] with extra response headers (`Retry-After`, `Allow`...).
+pub async fn send_error_with(
+    session: &mut Session,
+    status: u16,
+    detail: &str,
+    extra: &[(&str, &str)],
+    ops: Option<&HeaderOps>,
+) -> Result<()> {
+    match error_pages::lookup(session, status) {
+        Some(page) => send(session, status, &page.content_type, page.body, extra, ops).await,
+        None => {
+            let body = error_body(status, detail);
+            send(session, status, TEXT_PLAIN, body, extra, ops).await
+        }
+    }
+}
+
+/// The content type of vigie's own text answers.
+pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,8 @@
 //! that decodes to `..`, or contains a NUL or a backslash, is refused; the resolved file must
 //! lie under the canonical root after symlinks are followed, so nothing outside the root is
 //! ever served. GET and HEAD only. Answers carry `Content-Type` (from the extension),
-//! `ETag` and `Last-Modified`, and honour `If-None-Match` / `If-Modified-Since` with 304.
+//! `ETag` and `Last-Modified`, and honour `If-None-Match` / `If-Modified-Since` with 304, and
+//! a single byte range (`Range`, `If-Range`; see [`super::range`]) with 206 or 416.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -14,10 +15,10 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use vigie_config::{Compression, HeaderOps};
 
-use super::{apply_response_ops, send, send_error};
+use super::{apply_response_ops, range, send_error};
 
 const CHUNK: usize = 64 * 1024;
 
@@ -109,15 +110,8 @@ pub async fn serve(
 ) -> Result<()> {
     let method = session.req_header().method.clone();
     if method != http::Method::GET && method != http::Method::HEAD {
-        return send(
-            session,
-            405,
-            "text/plain; charset=utf-8",
-            super::error_body(405, "GET or HEAD"),
-            &[("allow", "GET, HEAD")],
-            Some(ops),
-        )
-        .await;
+        let allow = [("allow", "GET, HEAD")];
+        return super::send_error_with(session, 405, "GET or HEAD", &allow, Some(ops)).await;
     }
     let Some(mut path) = resolve_under(root, rest) else {
         return send_error(session, 404, "", Some(ops)).await;
@@ -165,29 +159,68 @@ pub async fn serve(
         super::compress::off(session);
         return session.write_response_header(Box::new(resp), true).await;
     }
-    let mime = mime_guess::from_path(&path).first_or_octet_stream();
-    let content_type = match mime.type_() {
+    let content_type = content_type_of(&path);
+    resp.insert_header(http::header::CONTENT_TYPE, content_type)?;
+    resp.insert_header(http::header::ACCEPT_RANGES, "bytes")?;
+    let headers = &session.req_header().headers;
+    let header = |n| headers.get(n).and_then(|v| v.to_str().ok());
+    let answer = if method == http::Method::GET
+        && range::if_range_matches(header(http::header::IF_RANGE), &etag, modified)
+    {
+        range::evaluate(header(http::header::RANGE), meta.len())
+    } else {
+        range::Answer::Full
+    };
+    let (start, len) = match answer {
+        range::Answer::Full => (0, meta.len()),
+        range::Answer::Part { start, end } => {
+            resp.set_status(206)?;
+            let total = meta.len();
+            resp.insert_header(
+                http::header::CONTENT_RANGE,
+                format!("bytes {start}-{end}/{total}"),
+            )?;
+            (start, end - start + 1)
+        }
+        range::Answer::Unsatisfiable => {
+            let range = format!("bytes */{}", meta.len());
+            let extra = [("content-range", range.as_str())];
+            let detail = "the range is outside the file";
+            return super::send_error_with(session, 416, detail, &extra, Some(ops)).await;
+        }
+    };
+    resp.insert_header(http::header::CONTENT_LENGTH, len.to_string())?;
+    apply_response_ops(&mut resp, ops)?;
+    super::compress::check_response(session, compression, &resp);
+    let head = method == http::Method::HEAD || len == 0;
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(_) => return send_error(session, 404, "", Some(ops)).await,
+    };
+    if start > 0 {
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|e| {
+                pingora::Error::because(pingora::ErrorType::ReadError, "seeking static file", e)
+            })?;
+    }
+    session.write_response_header(Box::new(resp), head).await?;
+    if head {
+        return Ok(());
+    }
+    stream_file(session, file, len).await
+}
+
+/// The content type for a file, from its extension; text gets `charset=utf-8`.
+fn content_type_of(path: &Path) -> String {
+    let mime = mime_guess::from_path(path).first_or_octet_stream();
+    match mime.type_() {
         mime_guess::mime::TEXT => format!("{mime}; charset=utf-8"),
         _ if mime.subtype() == "javascript" || mime.subtype() == "json" => {
             format!("{mime}; charset=utf-8")
         }
         _ => mime.to_string(),
-    };
-    resp.insert_header(http::header::CONTENT_TYPE, content_type)?;
-    resp.insert_header(http::header::CONTENT_LENGTH, meta.len().to_string())?;
-    resp.insert_header(http::header::ACCEPT_RANGES, "none")?;
-    apply_response_ops(&mut resp, ops)?;
-    super::compress::check_response(session, compression, &resp);
-    let head = method == http::Method::HEAD || meta.len() == 0;
-    let file = match tokio::fs::File::open(&path).await {
-        Ok(f) => f,
-        Err(_) => return send_error(session, 404, "", Some(ops)).await,
-    };
-    session.write_response_header(Box::new(resp), head).await?;
-    if head {
-        return Ok(());
     }
-    stream_file(session, file, meta.len()).await
 }
 
 async fn stream_file(session: &mut Session, mut file: tokio::fs::File, len: u64) -> Result<()> {
