@@ -22,7 +22,7 @@ for tool in wrk:wrk h2load:nghttp2-client nginx:nginx openssl:openssl; do
 done
 load=$(cut -d' ' -f1 /proc/loadavg)
 busy=$(awk -v l="$load" 'BEGIN { print (l > 0.5) ? "yes" : "no" }')
-cargo build -q --release -p vigie --example bench-origin
+cargo build -q --release -p vigie --bin vigie --example bench-origin
 dir=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
@@ -70,6 +70,7 @@ names = ["plain.test"]
 [cache.bench]
 memory = "64MiB"
 TOML
+./target/release/vigie check -c "$dir/vigie.toml" >/dev/null
 ./target/release/vigie -c "$dir/vigie.toml" 2>"$dir/vigie.log" & vigie_pid=$!; pids+=($vigie_pid)
 
 mkdir -p "$dir/nginx"
