@@ -82,6 +82,20 @@ tls = "internal"
   [[sites.routes]]
   path = "/"
   upstream = "app"
+
+[[sites]]
+names = ["slash.test"]
+trailing_slash = "add"
+  [[sites.routes]]
+  path = "/"
+  upstream = "app"
+
+[[sites]]
+names = ["noslash.test"]
+trailing_slash = "remove"
+  [[sites.routes]]
+  path = "/"
+  upstream = "app"
 "#,
         pages = pages.path().display(),
         www = www.path().display(),
@@ -168,6 +182,52 @@ async fn trailing_slashes_are_passed_as_sent() {
         assert_eq!(status, 200, "{path}");
         assert_eq!(s.origin.seen().last().unwrap().uri, path);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trailing_slash_normalisation_redirects_when_a_site_asks_for_it() {
+    let s = setup().await;
+    let location = |text: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("location: ")
+                    .or_else(|| l.strip_prefix("Location: "))
+            })
+            .map(|l| l.trim().to_string())
+    };
+    for (host, path, want) in [
+        ("slash.test", "/docs", Some((301, "/docs/"))),
+        ("slash.test", "/docs?x=1", Some((301, "/docs/?x=1"))),
+        ("slash.test", "/docs/", None),
+        ("slash.test", "/app.js", None),
+        ("noslash.test", "/docs/", Some((301, "/docs"))),
+        ("noslash.test", "/docs//?x=1", Some((301, "/docs?x=1"))),
+        ("noslash.test", "/", None),
+        ("noslash.test", "/docs", None),
+    ] {
+        let before = s.origin.count();
+        let (status, text) = raw_get(&s.v.http, host, path).await;
+        match want {
+            Some((code, to)) => {
+                assert_eq!(status, code, "{host}{path}: {text}");
+                assert_eq!(location(&text).as_deref(), Some(to), "{host}{path}");
+                assert_eq!(s.origin.count(), before, "{host}{path} reached the origin");
+            }
+            None => {
+                assert_eq!(status, 200, "{host}{path}: {text}");
+                assert_eq!(s.origin.seen().last().unwrap().uri, path);
+            }
+        }
+    }
+    // A POST keeps its method and body: 308.
+    let r = client()
+        .post(s.v.url("/form"))
+        .header("host", "slash.test")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 308);
 }
 
 #[tokio::test(flavor = "multi_thread")]

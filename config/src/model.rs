@@ -337,6 +337,17 @@ pub struct Site {
     pub host_redirects: BTreeMap<String, String>,
     /// Custom error pages: the site's, over the top-level ones.
     pub error_pages: ErrorPages,
+    /// Trailing-slash normalisation by redirect; `None` (the default): paths are left as sent.
+    pub trailing_slash: Option<TrailingSlash>,
+}
+
+/// `trailing_slash` on a site: which form of a path is canonical.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrailingSlash {
+    /// `/docs` is redirected to `/docs/` (paths whose last segment has no `.`).
+    Add,
+    /// `/docs/` is redirected to `/docs` (every path but `/`).
+    Remove,
 }
 
 /// A host name pattern.

@@ -187,6 +187,7 @@ pub(crate) struct RawSite {
     pub(crate) response_headers: Option<RawHeaderOps>,
     pub(crate) compress: Option<Spanned<RawCompress>>,
     pub(crate) redirect_www: Option<Str>,
+    pub(crate) trailing_slash: Option<Str>,
     pub(crate) error_pages: Option<RawErrorPages>,
     #[serde(default)]
     pub(crate) routes: Vec<Spanned<RawRoute>>,

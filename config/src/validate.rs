@@ -17,8 +17,8 @@ mod cache;
 use crate::model::{
     AccessFormat, Acme, Action, Balance, ChallengeKind, ClientIp, Compression, Config, Eab,
     ErrorPages, HashKey, HeaderOps, HealthCheck, HostPattern, LimitZone, Log, LogTarget, Rate,
-    Route, Server, ServerAddr, Site, SiteTls, TlsPolicy, TlsVersion, Upstream, UpstreamServer,
-    Warning,
+    Route, Server, ServerAddr, Site, SiteTls, TlsPolicy, TlsVersion, TrailingSlash, Upstream,
+    UpstreamServer, Warning,
 };
 use crate::raw::{
     Int, RawAcme, RawClientIp, RawCompress, RawConfig, RawHeaderOps, RawHealth, RawLimit, RawLog,
@@ -1123,12 +1123,23 @@ impl Validator<'_> {
 
         let host_redirects = self.host_redirects(s.redirect_www.as_ref(), &names);
         let error_pages = self.error_pages(s.error_pages.as_ref(), &refs.error_pages);
+        let trailing_slash = s.trailing_slash.as_ref().and_then(|t| {
+            self.check(t, |v| match v {
+                "add" => Ok(TrailingSlash::Add),
+                "remove" => Ok(TrailingSlash::Remove),
+                _ => Err(format!(
+                    "invalid trailing_slash \"{v}\": expected \"add\" or \"remove\" (leave it out \
+                     to pass paths as sent)"
+                )),
+            })
+        });
         Site {
             names,
             tls,
             routes,
             host_redirects,
             error_pages,
+            trailing_slash,
         }
     }
 

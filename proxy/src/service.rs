@@ -186,6 +186,9 @@ impl Vigie {
                 return Ok(true);
             }
         }
+        if www::trailing_slash(session, site.trailing_slash).await? {
+            return Ok(true);
+        }
         let Some(path) = normalize_path(session.req_header().uri.path()) else {
             filters::send_error(session, 400, "invalid path", None).await?;
             return Ok(true);

@@ -38,6 +38,8 @@ pub struct SiteRuntime {
     pub host_redirects: BTreeMap<String, String>,
     /// Custom error pages (the site's over the top-level ones).
     pub error_pages: Arc<ErrorPages>,
+    /// Trailing-slash normalisation, when the site asks for it.
+    pub trailing_slash: Option<vigie_config::TrailingSlash>,
 }
 
 /// Everything a request needs, frozen at build time.
@@ -119,6 +121,7 @@ impl Snapshot {
                 routes: site.routes.clone(),
                 tls: site.tls.is_some(),
                 host_redirects: site.host_redirects.clone(),
+                trailing_slash: site.trailing_slash,
                 error_pages: ErrorPages::build(&site.error_pages),
             });
         }

@@ -158,6 +158,18 @@ redirect_www = "to_apex"
 "#,
         r#"test.toml:4:16: redirect_www = "to_apex" but this site has no pair of names like "example.com" and "www.example.com": expected both names in names"#,
     ),
+    (
+        "unknown trailing_slash",
+        r#"
+[[sites]]
+names = ["example.com"]
+trailing_slash = "always"
+  [[sites.routes]]
+  path = "/"
+  respond = {}
+"#,
+        r#"test.toml:4:18: invalid trailing_slash "always": expected "add" or "remove" (leave it out to pass paths as sent)"#,
+    ),
 ];
 
 #[test]

@@ -1,3 +1,5 @@
+//! Site-level canonical redirects.
+//!
 //! `redirect_www`: a request for `www.example.com` answered with a redirect to
 //! `example.com` (or the reverse), the one-line version of nginx's extra `server` block with
 //! `return 301 $scheme://example.com$request_uri`.
@@ -10,7 +12,7 @@
 
 use pingora::proxy::Session;
 use pingora::Result;
-use vigie_config::HeaderOps;
+use vigie_config::{HeaderOps, TrailingSlash};
 
 use super::{forwarded, respond};
 use crate::snapshot::SiteRuntime;
@@ -37,6 +39,54 @@ pub async fn redirect(
     let uri = &session.req_header().uri;
     let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let location = format!("{scheme}://{authority}{path}");
+    let method = &session.req_header().method;
+    let status = if method == http::Method::GET || method == http::Method::HEAD {
+        301
+    } else {
+        308
+    };
+    respond::redirect(session, status, &location, &HeaderOps::default()).await?;
+    Ok(true)
+}
+
+/// `trailing_slash`: redirect `/docs` to `/docs/` (`add`, for a last segment without a `.`)
+/// or `/docs/` to `/docs` (`remove`, never `/`), keeping the query; a relative `Location`, so
+/// scheme, host and port stay as the client sent them. Runs after the site's host redirects,
+/// before routing. `Ok(true)`: answered.
+pub async fn trailing_slash(session: &mut Session, mode: Option<TrailingSlash>) -> Result<bool> {
+    let Some(mode) = mode else {
+        return Ok(false);
+    };
+    let uri = &session.req_header().uri;
+    let path = uri.path();
+    let new_path = match mode {
+        TrailingSlash::Remove if path.len() > 1 && path.ends_with('/') => {
+            let trimmed = path.trim_end_matches('/');
+            // "//" alone would trim to nothing: the root keeps its slash.
+            if trimmed.is_empty() {
+                "/".to_string()
+            } else {
+                trimmed.to_string()
+            }
+        }
+        TrailingSlash::Add
+            if !path.ends_with('/')
+                && !path
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|last| last.contains('.')) =>
+        {
+            format!("{path}/")
+        }
+        _ => return Ok(false),
+    };
+    if new_path == path {
+        return Ok(false);
+    }
+    let location = match uri.query() {
+        Some(q) => format!("{new_path}?{q}"),
+        None => new_path,
+    };
     let method = &session.req_header().method;
     let status = if method == http::Method::GET || method == http::Method::HEAD {
         301
