@@ -74,6 +74,8 @@ TOML
 ./target/release/vigie -c "$dir/vigie.toml" 2>"$dir/vigie.log" & vigie_pid=$!; pids+=($vigie_pid)
 
 mkdir -p "$dir/nginx"
+# nginx's workers run as an unprivileged user: let them create the cache and temp directories.
+chmod 755 "$dir"; chmod 777 "$dir/nginx"
 cat > "$dir/nginx.conf" <<NGINX
 worker_processes 2;
 pid $dir/nginx/nginx.pid;
