@@ -4,6 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc instead of glibc's malloc: under load glibc's arenas contend on their locks and
+/// spend a fifth of vigie's CPU (see benches/RESULTS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use vigie::reload::{self, Source};
 
 /// vigie: an edge proxy that replaces nginx + certbot + cron.
