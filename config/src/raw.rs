@@ -182,7 +182,7 @@ pub(crate) struct RawSite {
     pub(crate) routes: Vec<Spanned<RawRoute>>,
 }
 
-/// `compress = true | false | { level, min_size, types }`.
+/// `compress = true | false | { level, brotli_level, min_size, types }`.
 #[derive(Debug)]
 pub(crate) enum RawCompress {
     /// On with defaults, or off.
@@ -197,7 +197,7 @@ impl<'de> Deserialize<'de> for RawCompress {
         impl<'de> Visitor<'de> for V {
             type Value = RawCompress;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("true, false or a table { level, min_size, types }")
+                f.write_str("true, false or a table { level, brotli_level, min_size, types }")
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawCompress, E> {
                 Ok(RawCompress::Bool(v))
@@ -214,9 +214,10 @@ impl<'de> Deserialize<'de> for RawCompress {
 
 /// The table form of `compress`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table { level, min_size, types }")]
+#[serde(deny_unknown_fields, expecting = "a table { level, brotli_level, min_size, types }")]
 pub(crate) struct RawCompressTable {
     pub(crate) level: Option<Int>,
+    pub(crate) brotli_level: Option<Int>,
     pub(crate) min_size: Option<Size>,
     pub(crate) types: Option<StrList>,
 }
