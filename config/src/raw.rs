@@ -214,7 +214,10 @@ impl<'de> Deserialize<'de> for RawCompress {
 
 /// The table form of `compress`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table { level, brotli_level, min_size, types }")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table { level, brotli_level, min_size, types }"
+)]
 pub(crate) struct RawCompressTable {
     pub(crate) level: Option<Int>,
     pub(crate) brotli_level: Option<Int>,
