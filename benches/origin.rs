@@ -1,11 +1,16 @@
 //! The benchmark origin: a minimal hyper HTTP/1.1 server, as fast as the machine allows, so
-//! the proxies are what the load measures. `GET /` answers 13 bytes, `GET /1m` 1 MiB, and any
-//! request body is read and discarded (uploads).
+//! the proxies are what the load measures. `GET /` answers 13 bytes, `GET /1m` 1 MiB,
+//! `GET /json` a realistic 100 KB JSON document (`json_body.rs`, for the compression
+//! scenarios), and any request body is read and discarded (uploads).
 //! Usage: `bench-origin PORT`.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "json_body.rs"]
+mod json_body;
+
 use std::convert::Infallible;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -16,18 +21,23 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
 static MIB: [u8; 1 << 20] = [b'x'; 1 << 20];
+static JSON: OnceLock<Bytes> = OnceLock::new();
 
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let big = req.uri().path() == "/1m";
+    let path = req.uri().path().to_string();
     // Drain the body (uploads).
     let _ = req.into_body().collect().await;
-    let body = if big {
-        Bytes::from_static(&MIB)
-    } else {
-        Bytes::from_static(b"hello, world\n")
+    let (body, content_type) = match path.as_str() {
+        "/1m" => (Bytes::from_static(&MIB), "text/plain"),
+        "/json" => (
+            JSON.get_or_init(|| Bytes::from(json_body::json_body(100 * 1024)))
+                .clone(),
+            "application/json",
+        ),
+        _ => (Bytes::from_static(b"hello, world\n"), "text/plain"),
     };
     Ok(Response::builder()
-        .header("content-type", "text/plain")
+        .header("content-type", content_type)
         .body(Full::new(body))
         .expect("response"))
 }

@@ -279,19 +279,28 @@ async fn brotli_round_trips_over_http1_and_http2_through_real_clients() {
     let (cert, key) = ca.write_leaf(www.path(), "leaf", &["example.com"]);
     let www_str = www.path().display().to_string();
     let tls = format!("tls = {{ cert = \"{cert}\", key = \"{key}\" }}");
-    let v = Vigie::start(&config_with(
-        &o.addr_str(),
-        &www_str,
-        "https = [\"{https}\"]",
-        &tls,
-    ))
-    .await;
+    // And an HTTP/2 (h2c) upstream: its body ends with an end-of-stream flag, not a length.
+    let h2c = Origin::start_h2c("h2").await;
+    let cfg = config_with(&o.addr_str(), &www_str, "https = [\"{https}\"]", &tls).replace(
+        "[[sites]]",
+        &format!(
+            "[upstreams.h2]\nservers = [\"{}\"]\nh2c = true\n\n[[sites]]",
+            h2c.addr_str()
+        ),
+    )
+        + "  [[sites.routes]]\n  path = \"/h2/\"\n  upstream = \"h2\"\n  strip_prefix = true\n";
+    let v = Vigie::start(&cfg).await;
     let h2 = v.https_client(&["example.com"], &[ca.reqwest_root()]);
     let ca_file = www.path().join("ca.pem");
     std::fs::write(&ca_file, &ca.pem).unwrap();
     let port = v.https.rsplit(':').next().unwrap().to_string();
     let resolve = format!("example.com:{port}:127.0.0.1");
-    for (path, original) in [("/body?kb=100", test_body(100)), ("/files/big.json", big)] {
+    let cases = [
+        ("/body?kb=100", test_body(100)),
+        ("/h2/body?kb=200", test_body(200)),
+        ("/files/big.json", big),
+    ];
+    for (path, original) in cases {
         // HTTP/2 over TLS: raw bytes, decoded here.
         let r = h2
             .get(v.https_url("example.com", path))
@@ -300,7 +309,9 @@ async fn brotli_round_trips_over_http1_and_http2_through_real_clients() {
             .await
             .unwrap();
         assert_eq!(r.version(), reqwest::Version::HTTP_2);
-        assert_eq!(r.headers()["content-encoding"], "br", "{path}");
+        assert_eq!(r.status(), 200, "{path}: {}", v.log());
+        let ce = r.headers().get("content-encoding");
+        assert_eq!(ce.map(|v| v.as_bytes()), Some(&b"br"[..]), "{path}: {r:?}");
         assert!(r.headers().get("content-length").is_none(), "{path}");
         assert!(r.headers()["vary"]
             .to_str()

@@ -89,12 +89,9 @@ pub fn strip_prefix(req: &mut RequestHeader, prefix: &str) -> Result<()> {
     if let (Some(scheme), Some(authority)) = (req.uri.scheme(), req.uri.authority()) {
         builder = builder.scheme(scheme.clone()).authority(authority.clone());
     }
-    let uri = builder
-        .path_and_query(new)
-        .build()
-        .map_err(|e| {
-            pingora::Error::because(pingora::ErrorType::InvalidHTTPHeader, "strip_prefix", e)
-        })?;
+    let uri = builder.path_and_query(new).build().map_err(|e| {
+        pingora::Error::because(pingora::ErrorType::InvalidHTTPHeader, "strip_prefix", e)
+    })?;
     req.set_uri(uri);
     Ok(())
 }
