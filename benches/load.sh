@@ -27,7 +27,7 @@ for tool in wrk:wrk h2load:nghttp2-client nginx:nginx openssl:openssl; do
 done
 load=$(cut -d' ' -f1 /proc/loadavg)
 busy=$(awk -v l="$load" 'BEGIN { print (l > 0.5) ? "yes" : "no" }')
-cargo build -q --release -p vigie --example bench-origin
+cargo build -q --release -p vigie --bin vigie --example bench-origin
 dir=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
