@@ -10,12 +10,19 @@
 # of every process of the server, from /proc), and peak RSS. Results go to stdout and to
 # benches/RESULTS.md. Scenarios (default all): s1 s2 s3 s3h2 s6, and s4 / s4l (cache hits of
 # 1 KiB / 100 KiB objects, vigie's cache vs nginx's proxy_cache, with the origin requests
-# each run caused after warm-up in the last column).
+# each run caused after warm-up in the last column), json, gz.
+#
+# json and gz: the origin's 100 KB JSON (`GET /json`, benches/json_body.rs) over HTTP/1.1
+# keep-alive, 16 connections; gz asks for it with `Accept-Encoding: gzip`, and both proxies
+# compress it at level GZ_LEVEL (default 6): nginx `gzip on; gzip_comp_level N;
+# gzip_types application/json`, vigie `compress = { level = N }`. gz minus json is the CPU
+# compression costs each proxy per response.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
 rounds=${2:-3}
-scenarios=${3:-"s1 s2 s3 s3h2 s4 s4l s6"}
+scenarios=${3:-"s1 s2 s3 s3h2 s4 s4l s6 json gz"}
+gz_level=${GZ_LEVEL:-6}
 sudo=$([ "$(id -u)" = 0 ] || echo sudo)
 for tool in wrk:wrk h2load:nghttp2-client nginx:nginx openssl:openssl; do
   command -v "${tool%%:*}" >/dev/null || $sudo apt-get install -y -qq "${tool#*:}" >/dev/null
@@ -67,6 +74,12 @@ names = ["plain.test"]
   path = "/"
   upstream = "origin"
   compress = false
+[[sites]]
+names = ["gz.test"]
+  [[sites.routes]]
+  path = "/"
+  upstream = "origin"
+  compress = { level = $gz_level, min_size = "256B", types = ["application/json"] }
 [cache.bench]
 memory = "64MiB"
 TOML
@@ -99,6 +112,13 @@ http {
     location /cache/ { proxy_pass http://origin; proxy_cache bench; proxy_cache_valid 200 10m; }
   }
   server {
+    listen 127.0.0.1:$n_http;
+    server_name gz.test;
+    gzip on; gzip_comp_level $gz_level; gzip_types application/json; gzip_min_length 256;
+    gzip_proxied any; gzip_vary on;
+    location / { proxy_pass http://origin; }
+  }
+  server {
     listen 127.0.0.1:$n_https ssl http2;
     server_name bench.test;
     ssl_certificate $dir/cert.pem; ssl_certificate_key $dir/key.pem;
@@ -112,6 +132,17 @@ nginx -c "$dir/nginx.conf" -g 'daemon off;' 2>"$dir/nginx.stderr" & nginx_pid=$!
 for port in $o_port $v_http $v_https $n_http $n_https; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
+
+# The gz scenario must really compress, with gzip, on both proxies: check once, and keep the
+# sizes for the results.
+gz_note=""
+for t in vigie nginx; do
+  port=$([[ $t == vigie ]] && echo "$v_http" || echo "$n_http")
+  got=$(curl -s -o /dev/null -D - -w 'size=%{size_download}' -H "Host: gz.test" -H "Accept-Encoding: gzip" "http://127.0.0.1:$port/json")
+  grep -qi '^content-encoding: gzip' <<<"$got" || { echo "$t does not gzip /json" >&2; exit 1; }
+  gz_note="$gz_note $t ${got##*size=} bytes;"
+done
+plain_size=$(curl -s -o /dev/null -w '%{size_download}' -H "Host: gz.test" "http://127.0.0.1:$v_http/json")
 
 # All processes of a server: the pid and its children (nginx workers).
 procs() { echo "$1"; pgrep -P "$1" || true; }
@@ -146,15 +177,14 @@ measure() {
 # scenario_cmd SCENARIO TARGET: sets the array CMD to the load generator's command line.
 scenario_cmd() {
   local s=$1 t=$2 port scheme host
-  local plain=no
-  [[ $s == s1 || $s == s6 || $s == s4* ]] && plain=yes
   case $t in
-    vigie) port=$([[ $plain == yes ]] && echo "$v_http" || echo "$v_https") ;;
-    nginx) port=$([[ $plain == yes ]] && echo "$n_http" || echo "$n_https") ;;
+    vigie) port=$(plain "$s" && echo "$v_http" || echo "$v_https") ;;
+    nginx) port=$(plain "$s" && echo "$n_http" || echo "$n_https") ;;
     origin) port=$o_port ;;
   esac
-  scheme=$([[ $plain == yes || $t == origin ]] && echo http || echo https)
+  scheme=$( (plain "$s" || [[ $t == origin ]]) && echo http || echo https)
   host=$([[ $scheme == https ]] && echo "bench.test" || echo "plain.test")
+  [[ $s == gz || $s == json ]] && host=gz.test
   local url="$scheme://127.0.0.1:$port"
   case $s in
     s1 | s3) CMD=(wrk --latency -t2 -c64 -d"${secs}s" -H "Host: $host" "$url/") ;;
@@ -163,8 +193,12 @@ scenario_cmd() {
     s6) CMD=(wrk --latency -t2 -c16 -d"${secs}s" -H "Host: $host" "$url/1m") ;;
     s4) CMD=(wrk --latency -t2 -c64 -d"${secs}s" -H "Host: $host" "$url/cache/1k") ;;
     s4l) CMD=(wrk --latency -t2 -c16 -d"${secs}s" -H "Host: $host" "$url/cache/100k") ;;
+    json) CMD=(wrk --latency -t2 -c16 -d"${secs}s" -H "Host: $host" "$url/json") ;;
+    gz) CMD=(wrk --latency -t2 -c16 -d"${secs}s" -H "Host: $host" -H "Accept-Encoding: gzip" "$url/json") ;;
   esac
 }
+# Scenarios on plain HTTP.
+plain() { [[ $1 == s1 || $1 == s6 || $1 == s4* || $1 == json || $1 == gz ]]; }
 pid_of() { case $1 in vigie) echo $vigie_pid ;; nginx) echo $nginx_pid ;; origin) echo "${pids[0]}" ;; esac; }
 
 origin_served() { curl -s "http://127.0.0.1:$o_port/count"; }
@@ -193,6 +227,10 @@ col() { local s=$1 t=$2 i=$3; for r in $(seq "$rounds"); do echo "${results[$s,$
   echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; load before: $load (busy: $busy)."
   echo "vigie $(./target/release/vigie --version | cut -d' ' -f2), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), ${secs}s x $rounds rounds, medians."
   echo
+  if [[ " $scenarios " == *" gz "* ]]; then
+    echo "gz: GZ_LEVEL=$gz_level; the $plain_size byte JSON gzipped to:$gz_note"
+    echo
+  fi
   echo "| scenario | target | req/s | p50 | p99 | CPU µs/req | peak RSS MiB | vs nginx req/s | origin requests |"
   echo "|---|---|---|---|---|---|---|---|---|"
   for s in $scenarios; do

@@ -578,6 +578,13 @@ async fn one_cached_copy_is_compressed_per_client() {
                 out
             }
             Some("zstd") => zstd::decode_all(&raw[..]).unwrap(),
+            Some("br") => {
+                let mut out = Vec::new();
+                brotli::Decompressor::new(&raw[..], 4096)
+                    .read_to_end(&mut out)
+                    .unwrap();
+                out
+            }
             _ => raw,
         };
         assert_eq!(body, plain, "{accept}");

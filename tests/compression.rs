@@ -1,16 +1,24 @@
-//! Response compression: each encoding decoded by a real decoder and compared byte for byte,
-//! and every case that must stay uncompressed.
+//! Response compression: each encoding decoded by a real decoder (and brotli by curl too) and
+//! compared byte for byte, over HTTP/1.1 and HTTP/2, and every case that must stay
+//! uncompressed.
 
 use std::io::Read;
 
 use crate::support::origin::test_body;
+use crate::support::tls::TestCa;
 use crate::support::{client, Origin, Vigie};
 
 fn config(origin: &str, www: &str) -> String {
+    config_with(origin, www, "", "")
+}
+
+/// `https` (a listener line) and `site_tls` (a `tls = ...` line) make the site HTTPS too.
+fn config_with(origin: &str, www: &str, https: &str, site_tls: &str) -> String {
     format!(
         r#"
 [server]
 http = ["{{http}}"]
+{https}
 admin = "{{admin}}"
 state_dir = "{{state}}"
 
@@ -19,6 +27,7 @@ servers = ["{origin}"]
 
 [[sites]]
 names = ["example.com"]
+{site_tls}
   [[sites.routes]]
   path = "/"
   upstream = "app"
@@ -31,7 +40,7 @@ names = ["example.com"]
   path = "/fast/"
   upstream = "app"
   strip_prefix = true
-  compress = {{ level = 1, min_size = "10KiB", types = ["application/json"] }}
+  compress = {{ level = 1, brotli_level = 1, min_size = "10KiB", types = ["application/json"] }}
   [[sites.routes]]
   path = "/files/"
   static = {{ root = "{www}" }}
@@ -72,6 +81,11 @@ fn decode(encoding: &str, data: &[u8]) -> Vec<u8> {
                 .unwrap();
         }
         "zstd" => out = zstd::decode_all(data).unwrap(),
+        "br" => {
+            brotli::Decompressor::new(data, 4096)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
         other => panic!("unexpected encoding {other}"),
     }
     out
@@ -89,7 +103,12 @@ async fn each_encoding_round_trips_and_q_values_decide() {
         ("gzip, deflate, br, zstd", "zstd"),
         ("gzip;q=1.0, zstd;q=0.5", "gzip"),
         ("zstd;q=0, gzip;q=0.1", "gzip"),
-        ("br;q=0.9, zstd;q=0.2, gzip;q=0.1", "zstd"),
+        ("br", "br"),
+        ("gzip, deflate, br", "br"),
+        ("br;q=0.5, gzip", "gzip"),
+        ("gzip;q=0.5, br", "br"),
+        ("br;q=0.9, zstd;q=0.2, gzip;q=0.1", "br"),
+        ("zstd;q=0, br;q=0, *", "gzip"),
     ] {
         let g = get(&v, "/body?kb=100", Some(accept)).await;
         assert_eq!(g.status, 200);
@@ -126,7 +145,6 @@ async fn what_must_not_be_compressed_is_not() {
     let o = Origin::start("app").await;
     let www = tempfile::tempdir().unwrap();
     let v = Vigie::start(&config(&o.addr_str(), &www.path().display().to_string())).await;
-    let ae = Some("gzip, zstd");
     let identity = |g: &Got, what: &str| {
         assert_eq!(g.encoding, None, "{what} was compressed");
     };
@@ -135,52 +153,58 @@ async fn what_must_not_be_compressed_is_not() {
         &get(&v, "/body?kb=100", Some("identity")).await,
         "identity only",
     );
-    identity(
-        &get(&v, "/body?kb=100&ct=image%2Fpng", ae).await,
-        "image/png",
-    );
-    identity(
-        &get(&v, "/body?kb=100&ct=application%2Fzip", ae).await,
-        "a zip",
-    );
-    identity(
-        &get(&v, "/body?bytes=200", ae).await,
-        "200 bytes (below min_size)",
-    );
-    identity(
-        &get(&v, "/body?kb=100&cc=no-transform", ae).await,
-        "no-transform",
-    );
-    identity(&get(&v, "/body?kb=100&status=206", ae).await, "a range");
-    identity(&get(&v, "/plain/body?kb=100", ae).await, "compress = false");
-    identity(
-        &get(&v, "/fast/body?kb=5", ae).await,
-        "below the route's min_size",
-    );
-    identity(
-        &get(&v, "/fast/body?kb=20&ct=text%2Fplain", ae).await,
-        "outside the route's types",
-    );
-    let g = get(&v, "/fast/body?kb=20", ae).await;
-    assert_eq!(
-        g.encoding.as_deref(),
-        Some("zstd"),
-        "the route's own settings apply"
-    );
-    // Already encoded upstream: passed through byte for byte, never encoded twice.
-    let g = get(&v, "/body?kb=3&ce=gzip", ae).await;
-    assert_eq!(g.encoding.as_deref(), Some("gzip"));
-    assert_eq!(g.body, test_body(3));
-    // HEAD: headers only.
-    let r = client()
-        .head(v.url("/body?kb=100"))
-        .header("host", "example.com")
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(r.bytes().await.unwrap().is_empty());
+    // pingora's module (gzip, zstd) and vigie's brotli module obey the same rules.
+    for (accept, expected) in [("gzip, zstd", "zstd"), ("br", "br")] {
+        let ae = Some(accept);
+        let not = |what: &str| format!("{what} ({accept})");
+        let cases = [
+            ("/body?kb=100&ct=image%2Fpng", "image/png"),
+            ("/body?kb=100&ct=application%2Fzip", "a zip"),
+            ("/body?bytes=200", "200 bytes (below min_size)"),
+            ("/body?kb=100&cc=no-transform", "no-transform"),
+            ("/body?kb=100&status=206", "a range"),
+            ("/status/204", "204"),
+            ("/plain/body?kb=100", "compress = false"),
+            ("/fast/body?kb=5", "below the route's min_size"),
+            (
+                "/fast/body?kb=20&ct=text%2Fplain",
+                "outside the route's types",
+            ),
+        ];
+        for (path, what) in cases {
+            identity(&get(&v, path, ae).await, &not(what));
+        }
+        let g = get(&v, "/fast/body?kb=20", ae).await;
+        assert_eq!(
+            g.encoding.as_deref(),
+            Some(expected),
+            "the route's settings"
+        );
+        assert_eq!(decode(expected, &g.body), test_body(20));
+        // Already encoded upstream: passed through byte for byte, never encoded twice, even
+        // in an encoding the client did not list.
+        for ce in ["gzip", "br", "zstd"] {
+            let g = get(&v, &format!("/body?kb=3&ce={ce}"), ae).await;
+            assert_eq!(g.encoding.as_deref(), Some(ce), "{}", not(ce));
+            assert_eq!(g.body, test_body(3), "{}", not(ce));
+            assert_eq!(g.length.as_deref(), Some("3072"));
+        }
+        // HEAD: headers only, nothing encoded.
+        let r = client()
+            .head(v.url("/body?kb=100"))
+            .header("host", "example.com")
+            .header("accept-encoding", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(
+            r.headers().get("content-encoding").is_none(),
+            "{}",
+            not("HEAD")
+        );
+        assert!(r.bytes().await.unwrap().is_empty());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -189,21 +213,127 @@ async fn static_files_are_compressed_too_and_304_is_not() {
     let www = tempfile::tempdir().unwrap();
     let page = "<p>hello static</p>\n".repeat(200);
     std::fs::write(www.path().join("page.html"), &page).unwrap();
+    // Several read chunks (64 KiB each): the stream spans flushes.
+    let big = test_body(300);
+    std::fs::write(www.path().join("big.json"), &big).unwrap();
     let v = Vigie::start(&config(&o.addr_str(), &www.path().display().to_string())).await;
-    let g = get(&v, "/files/page.html", Some("gzip")).await;
-    assert_eq!(g.encoding.as_deref(), Some("gzip"));
-    assert_eq!(decode("gzip", &g.body), page.as_bytes());
-    let r = client()
-        .get(v.url("/files/page.html"))
-        .header("host", "example.com")
-        .header("accept-encoding", "gzip")
-        .header(
-            "if-modified-since",
-            httpdate::fmt_http_date(std::time::SystemTime::now()),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 304);
-    assert!(r.headers().get("content-encoding").is_none());
+    for encoding in ["gzip", "br"] {
+        let g = get(&v, "/files/page.html", Some(encoding)).await;
+        assert_eq!(g.encoding.as_deref(), Some(encoding));
+        assert!(g.length.is_none());
+        assert_eq!(decode(encoding, &g.body), page.as_bytes());
+        let g = get(&v, "/files/big.json", Some(encoding)).await;
+        assert_eq!(g.encoding.as_deref(), Some(encoding));
+        assert!(g.body.len() < big.len() / 3);
+        assert_eq!(decode(encoding, &g.body), big);
+        let r = client()
+            .get(v.url("/files/page.html"))
+            .header("host", "example.com")
+            .header("accept-encoding", encoding)
+            .header(
+                "if-modified-since",
+                httpdate::fmt_http_date(std::time::SystemTime::now()),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 304);
+        assert!(r.headers().get("content-encoding").is_none());
+    }
+}
+
+/// `curl --compressed` (Debian's curl decodes br with the reference libbrotli): the body it
+/// writes, decoded, and the HTTP version it used.
+fn curl(args: &[&str], accept: &str) -> (Vec<u8>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body");
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--compressed",
+            "-H",
+            &format!("accept-encoding: {accept}"),
+        ])
+        .args(["-o", &body.display().to_string(), "-w", "%{http_version}"])
+        .args(args)
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        std::fs::read(&body).unwrap(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn brotli_round_trips_over_http1_and_http2_through_real_clients() {
+    let o = Origin::start("app").await;
+    let www = tempfile::tempdir().unwrap();
+    let big = test_body(300);
+    std::fs::write(www.path().join("big.json"), &big).unwrap();
+    let ca = TestCa::new("compression CA");
+    let (cert, key) = ca.write_leaf(www.path(), "leaf", &["example.com"]);
+    let www_str = www.path().display().to_string();
+    let tls = format!("tls = {{ cert = \"{cert}\", key = \"{key}\" }}");
+    // And an HTTP/2 (h2c) upstream: its body ends with an end-of-stream flag, not a length.
+    let h2c = Origin::start_h2c("h2").await;
+    let cfg = config_with(&o.addr_str(), &www_str, "https = [\"{https}\"]", &tls).replace(
+        "[[sites]]",
+        &format!(
+            "[upstreams.h2]\nservers = [\"{}\"]\nh2c = true\n\n[[sites]]",
+            h2c.addr_str()
+        ),
+    )
+        + "  [[sites.routes]]\n  path = \"/h2/\"\n  upstream = \"h2\"\n  strip_prefix = true\n";
+    let v = Vigie::start(&cfg).await;
+    let h2 = v.https_client(&["example.com"], &[ca.reqwest_root()]);
+    let ca_file = www.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let port = v.https.rsplit(':').next().unwrap().to_string();
+    let resolve = format!("example.com:{port}:127.0.0.1");
+    let cases = [
+        ("/body?kb=100", test_body(100)),
+        ("/h2/body?kb=200", test_body(200)),
+        ("/files/big.json", big),
+    ];
+    for (path, original) in cases {
+        // HTTP/2 over TLS: raw bytes, decoded here.
+        let r = h2
+            .get(v.https_url("example.com", path))
+            .header("accept-encoding", "gzip;q=0.8, br")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(r.status(), 200, "{path}: {}", v.log());
+        let ce = r.headers().get("content-encoding");
+        assert_eq!(ce.map(|v| v.as_bytes()), Some(&b"br"[..]), "{path}: {r:?}");
+        assert!(r.headers().get("content-length").is_none(), "{path}");
+        assert!(r.headers()["vary"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("accept-encoding"));
+        let body = r.bytes().await.unwrap();
+        assert!(body.len() < original.len() / 3);
+        assert_eq!(decode("br", &body), original, "{path} over h2");
+        // curl over TLS (the site redirects plain HTTP), HTTP/1.1 then HTTP/2.
+        let url = v.https_url("example.com", path);
+        for (flag, expected) in [("--http1.1", "1.1"), ("--http2", "2")] {
+            let args = [
+                flag,
+                "--cacert",
+                ca_file.to_str().unwrap(),
+                "--resolve",
+                &resolve,
+            ];
+            let (got, version) = curl(&[&args[..], &[url.as_str()]].concat(), "br");
+            assert_eq!(version, expected, "{path}: curl {flag}");
+            assert!(got == original, "{path}: curl {flag} decoded other bytes");
+        }
+    }
 }

@@ -401,9 +401,11 @@ pub struct Route {
 /// Response compression settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compression {
-    /// Compression level, 1 (fast) to 9 (small); applied to gzip and mapped for brotli
-    /// and zstd. Default 5.
+    /// Compression level, 1 (fast) to 9 (small); applied to gzip and zstd. Default 5.
     pub level: u32,
+    /// Brotli's own level, 1 (fast) to 11 (small): its scale differs from gzip's, and levels
+    /// above 6 cost several times more CPU for a few percent. Default 5.
+    pub brotli_level: u32,
     /// Responses whose declared length is below this are sent as they are. Default 256.
     pub min_size: u64,
     /// Content types compressed: exact types (`application/json`) or `type/*` prefixes.
@@ -414,6 +416,7 @@ impl Default for Compression {
     fn default() -> Self {
         Compression {
             level: 5,
+            brotli_level: DEFAULT_BROTLI_LEVEL,
             min_size: 256,
             types: DEFAULT_COMPRESS_TYPES
                 .iter()
@@ -422,6 +425,10 @@ impl Default for Compression {
         }
     }
 }
+
+/// Brotli's default level: 5, between nginx-brotli's 6 and the 4 often used for on-the-fly
+/// compression (`benches/RESULTS.md` has the measured trade-off).
+pub const DEFAULT_BROTLI_LEVEL: u32 = 5;
 
 /// Content types compressed by default: text, JSON, JavaScript, SVG, XML, wasm and friends.
 pub const DEFAULT_COMPRESS_TYPES: &[&str] = &[

@@ -208,7 +208,7 @@ pub(crate) struct RawErrorPage {
     pub(crate) content_type: Option<Str>,
 }
 
-/// `compress = true | false | { level, min_size, types }`.
+/// `compress = true | false | { level, brotli_level, min_size, types }`.
 #[derive(Debug)]
 pub(crate) enum RawCompress {
     /// On with defaults, or off.
@@ -223,7 +223,7 @@ impl<'de> Deserialize<'de> for RawCompress {
         impl<'de> Visitor<'de> for V {
             type Value = RawCompress;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("true, false or a table { level, min_size, types }")
+                f.write_str("true, false or a table { level, brotli_level, min_size, types }")
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawCompress, E> {
                 Ok(RawCompress::Bool(v))
@@ -240,9 +240,13 @@ impl<'de> Deserialize<'de> for RawCompress {
 
 /// The table form of `compress`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table { level, min_size, types }")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table { level, brotli_level, min_size, types }"
+)]
 pub(crate) struct RawCompressTable {
     pub(crate) level: Option<Int>,
+    pub(crate) brotli_level: Option<Int>,
     pub(crate) min_size: Option<Size>,
     pub(crate) types: Option<StrList>,
 }

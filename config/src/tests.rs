@@ -1160,7 +1160,7 @@ fn compression_settings_inherit_and_are_checked() {
 admin = false
 [[sites]]
 names = ["a.test"]
-compress = { level = 2, types = ["application/json", "text/*"] }
+compress = { level = 2, brotli_level = 4, types = ["application/json", "text/*"] }
   [[sites.routes]]
   path = "/"
   respond = {}
@@ -1179,6 +1179,7 @@ names = ["b.test"]
     let root = a.iter().find(|r| r.path == "/").unwrap();
     let compress = root.compress.as_ref().unwrap();
     assert_eq!(compress.level, 2);
+    assert_eq!(compress.brotli_level, 4);
     assert!(compress.covers("application/json; charset=utf-8"));
     assert!(compress.covers("text/html"));
     assert!(!compress.covers("image/svg+xml"));
@@ -1190,12 +1191,14 @@ names = ["b.test"]
 
     let bad = text
         .replace("level = 2", "level = 12")
+        .replace("brotli_level = 4", "brotli_level = 0")
         .replace("\"text/*\"", "\"*/html\"");
     let err = parse(&bad, "test.toml").unwrap_err().to_string();
     assert_eq!(
         err,
         "test.toml:5:22: invalid compression level 12: expected an integer from 1 (fast) to 9 (small)\n\
-         test.toml:5:55: invalid content type \"*/html\": expected a type like \"application/json\" or a prefix like \"text/*\""
+         test.toml:5:41: invalid brotli level 0: expected an integer from 1 (fast) to 11 (small)\n\
+         test.toml:5:73: invalid content type \"*/html\": expected a type like \"application/json\" or a prefix like \"text/*\""
     );
     let bad = text.replace("compress = false", "compress = \"yes\"");
     let err = parse(&bad, "test.toml").unwrap_err().to_string();

@@ -1382,6 +1382,18 @@ impl Validator<'_> {
                 ),
             }
         }
+        if let Some(level) = &t.brotli_level {
+            match u32::try_from(*level.get_ref()) {
+                Ok(l @ 1..=11) => out.brotli_level = l,
+                _ => self.error(
+                    level.span().start,
+                    format!(
+                        "invalid brotli level {}: expected an integer from 1 (fast) to 11 (small)",
+                        level.get_ref()
+                    ),
+                ),
+            }
+        }
         if let Some(m) = &t.min_size {
             if let Some(n) = self.size(m) {
                 out.min_size = n;

@@ -267,6 +267,11 @@ impl Vigie {
 impl ProxyHttp for Vigie {
     type CTX = Ctx;
 
+    /// pingora's compression module (gzip, zstd) and vigie's brotli module.
+    fn init_downstream_modules(&self, modules: &mut pingora::modules::http::HttpModules) {
+        compress::init_modules(modules);
+    }
+
     fn new_ctx(&self) -> Ctx {
         Ctx {
             snap: self.snapshots.load_full(),

@@ -15,12 +15,22 @@ use std::time::{Duration, Instant};
 pub use origin::{Origin, WsOrigin};
 pub use vigie::{check, Ports, Vigie};
 
-/// A port that was free a moment ago on 127.0.0.1 (the kernel picked it).
+/// A port that was free a moment ago on 127.0.0.1 (the kernel picked it), and that no other
+/// call in this test process got: tests run in parallel and two listeners of one vigie must
+/// never be handed the same port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind 127.0.0.1:0");
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Poll `cond` every 20 ms until it is true; panic with `what` after `limit`.

@@ -83,12 +83,15 @@ pub fn strip_prefix(req: &mut RequestHeader, prefix: &str) -> Result<()> {
         new.push('?');
         new.push_str(q);
     }
-    let uri = http::Uri::builder()
-        .path_and_query(new)
-        .build()
-        .map_err(|e| {
-            pingora::Error::because(pingora::ErrorType::InvalidHTTPHeader, "strip_prefix", e)
-        })?;
+    // Keep the scheme and authority an HTTP/2 request carries: an HTTP/2 upstream needs them
+    // (there is no Host header to fall back on).
+    let mut builder = http::Uri::builder();
+    if let (Some(scheme), Some(authority)) = (req.uri.scheme(), req.uri.authority()) {
+        builder = builder.scheme(scheme.clone()).authority(authority.clone());
+    }
+    let uri = builder.path_and_query(new).build().map_err(|e| {
+        pingora::Error::because(pingora::ErrorType::InvalidHTTPHeader, "strip_prefix", e)
+    })?;
     req.set_uri(uri);
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! itself returns `Ok(true)` ("handled": the proxy stops there), otherwise `Ok(false)`.
 
 pub mod body_limit;
+pub mod brotli;
 pub mod cache;
 pub mod client_ip;
 pub mod compress;
