@@ -148,6 +148,10 @@ impl ZoneStorage {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
             let is_entry = name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            if !is_entry && name.ends_with(".tmp") && !stale_tmp(&path) {
+                // Being written right now by a running vigie (this may be `vigie check`).
+                continue;
+            }
             let item = if is_entry {
                 read_head(&path).ok()
             } else {
@@ -413,6 +417,15 @@ fn decode(mut bytes: Bytes) -> Option<Entry> {
         meta: (meta0, meta1),
         body: bytes,
     })
+}
+
+/// A temporary file older than a minute: left by a crash, not a write in progress.
+fn stale_tmp(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(60))
 }
 
 /// The index data of a cache file, reading only its head and URL.
