@@ -269,6 +269,24 @@ fn curl(args: &[&str], accept: &str) -> (Vec<u8>, String) {
     )
 }
 
+/// GET `path` over HTTP/2 (TLS) preferring br; checks the headers and returns the raw body.
+async fn get_h2_br(v: &Vigie, h2: &reqwest::Client, path: &str) -> Vec<u8> {
+    let r = h2
+        .get(v.https_url("example.com", path))
+        .header("accept-encoding", "gzip;q=0.8, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200, "{path}: {}", v.log());
+    let ce = r.headers().get("content-encoding");
+    assert_eq!(ce.map(|v| v.as_bytes()), Some(&b"br"[..]), "{path}: {r:?}");
+    assert!(r.headers().get("content-length").is_none(), "{path}");
+    let vary = r.headers()["vary"].to_str().unwrap().to_ascii_lowercase();
+    assert!(vary.contains("accept-encoding"), "{path}: {vary}");
+    r.bytes().await.unwrap().to_vec()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn brotli_round_trips_over_http1_and_http2_through_real_clients() {
     let o = Origin::start("app").await;
@@ -302,23 +320,7 @@ async fn brotli_round_trips_over_http1_and_http2_through_real_clients() {
     ];
     for (path, original) in cases {
         // HTTP/2 over TLS: raw bytes, decoded here.
-        let r = h2
-            .get(v.https_url("example.com", path))
-            .header("accept-encoding", "gzip;q=0.8, br")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.version(), reqwest::Version::HTTP_2);
-        assert_eq!(r.status(), 200, "{path}: {}", v.log());
-        let ce = r.headers().get("content-encoding");
-        assert_eq!(ce.map(|v| v.as_bytes()), Some(&b"br"[..]), "{path}: {r:?}");
-        assert!(r.headers().get("content-length").is_none(), "{path}");
-        assert!(r.headers()["vary"]
-            .to_str()
-            .unwrap()
-            .to_ascii_lowercase()
-            .contains("accept-encoding"));
-        let body = r.bytes().await.unwrap();
+        let body = get_h2_br(&v, &h2, path).await;
         assert!(body.len() < original.len() / 3);
         assert_eq!(decode("br", &body), original, "{path} over h2");
         // curl over TLS (the site redirects plain HTTP), HTTP/1.1 then HTTP/2.
