@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::vigie::bin;
-use crate::support::{client, raw_get, wait_until, Origin, Vigie};
+use crate::support::{client, metric_value, raw_get, wait_until, Origin, Vigie};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
@@ -374,22 +374,9 @@ async fn purge_by_url_and_by_prefix_through_the_admin_listener_and_the_cli() {
     assert!(String::from_utf8_lossy(&bad.stdout).contains("expected an absolute"));
 }
 
-async fn metrics(v: &Vigie) -> String {
-    client()
-        .get(format!("http://{}/metrics", v.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
+/// A series that must be in `metrics`.
 fn value(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{series} not in metrics"))
+    metric_value(metrics, series).unwrap_or_else(|| panic!("{series} not in metrics"))
 }
 
 #[tokio::test]
@@ -402,7 +389,7 @@ async fn the_memory_bound_holds_after_writing_ten_times_the_zone() {
         let g = get(&v, &format!("/c/big/{i}?size=6500")).await;
         assert_eq!(g.body.len(), 6500);
     }
-    let m = metrics(&v).await;
+    let m = v.metrics().await;
     let bytes = value(&m, "vigie_cache_bytes{tier=\"memory\",zone=\"api\"}");
     assert!(bytes > 0.0 && bytes <= 65536.0, "{bytes} bytes held");
     assert!(value(&m, "vigie_cache_evictions_total{zone=\"api\"}") >= 80.0);

@@ -197,27 +197,10 @@ async fn alerts_and_dashboard_use_metrics_vigie_exports() {
     crate::support::wait_until(
         std::time::Duration::from_secs(5),
         "a counted request",
-        || async {
-            crate::support::client()
-                .get(format!("http://{}/metrics", v.admin))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-                .contains("vigie_acme_orders_total{")
-        },
+        || async { v.metrics().await.contains("vigie_acme_orders_total{") },
     )
     .await;
-    let exported = crate::support::client()
-        .get(format!("http://{}/metrics", v.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let exported = v.metrics().await;
     for expr in exprs {
         for (i, _) in expr.match_indices("vigie_") {
             let name: String = expr[i..]

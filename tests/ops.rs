@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{client, wait_until, Origin, Vigie};
+use crate::support::{client, metric_value, wait_until, Origin, Vigie};
 
 fn config(origin: &str, log: &str) -> String {
     format!(
@@ -46,25 +46,6 @@ tls = "internal"
     )
 }
 
-async fn metrics(v: &Vigie) -> String {
-    client()
-        .get(format!("http://{}/metrics", v.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-fn value(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_metrics_count_what_happened() {
     let o = Origin::start("app").await;
@@ -93,11 +74,11 @@ async fn prometheus_metrics_count_what_happened() {
     let series =
         r#"vigie_requests_total{method="GET",route="/",site="example.com",status_class="2xx"}"#;
     wait_until(Duration::from_secs(5), "request counters", || async {
-        value(&metrics(&v).await, series) == Some(3.0)
+        metric_value(&v.metrics().await, series) == Some(3.0)
     })
     .await;
-    let m = metrics(&v).await;
-    let get = |s: &str| value(&m, s).unwrap_or_else(|| panic!("no {s} in:\n{m}"));
+    let m = v.metrics().await;
+    let get = |s: &str| metric_value(&m, s).unwrap_or_else(|| panic!("no {s} in:\n{m}"));
     assert_eq!(
         get(
             r#"vigie_requests_total{method="GET",route="/",site="example.com",status_class="5xx"}"#
@@ -140,13 +121,13 @@ async fn prometheus_metrics_count_what_happened() {
     v.write_config("[server]\nbogus = 1\n");
     v.signal("HUP");
     v.wait_log("reload rejected").await;
-    let m = metrics(&v).await;
+    let m = v.metrics().await;
     assert_eq!(
-        value(&m, r#"vigie_config_reloads_total{result="ok"}"#),
+        metric_value(&m, r#"vigie_config_reloads_total{result="ok"}"#),
         Some(1.0)
     );
     assert_eq!(
-        value(&m, r#"vigie_config_reloads_total{result="failed"}"#),
+        metric_value(&m, r#"vigie_config_reloads_total{result="failed"}"#),
         Some(1.0)
     );
 }

@@ -194,17 +194,27 @@ fn admin_request(
     Ok((status, body))
 }
 
-fn cert(source: &Source, action: &CertAction) -> ExitCode {
-    let config = match reload::read(source) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
-        }
-    };
+/// The configuration and its admin listener, for a command that talks to the running
+/// instance (`vigie cert`, `vigie cache`); the error is already printed.
+fn admin_of(
+    source: &Source,
+    command: &str,
+) -> Result<(vigie_config::Config, std::net::SocketAddr), ExitCode> {
+    let config = reload::read(source).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(1)
+    })?;
     let Some(admin) = config.server.admin else {
-        eprintln!("vigie: [server] admin is off: `vigie cert` talks to the admin listener");
-        return ExitCode::from(1);
+        eprintln!("vigie: [server] admin is off: `vigie {command}` talks to the admin listener");
+        return Err(ExitCode::from(1));
+    };
+    Ok((config, admin))
+}
+
+fn cert(source: &Source, action: &CertAction) -> ExitCode {
+    let admin = match admin_of(source, "cert") {
+        Ok((_, admin)) => admin,
+        Err(code) => return code,
     };
     let (method, target) = match action {
         CertAction::List => ("GET", "/certs".to_string()),
@@ -259,16 +269,9 @@ fn call_admin(
 }
 
 fn cache(source: &Source, action: &CacheAction) -> ExitCode {
-    let config = match reload::read(source) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
-        }
-    };
-    let Some(admin) = config.server.admin else {
-        eprintln!("vigie: [server] admin is off: `vigie cache` talks to the admin listener");
-        return ExitCode::from(1);
+    let (config, admin) = match admin_of(source, "cache") {
+        Ok(found) => found,
+        Err(code) => return code,
     };
     let Some(token) = config.server.admin_token.as_deref() else {
         eprintln!("vigie: `vigie cache purge` needs [server] admin_token in the configuration");

@@ -533,6 +533,7 @@ impl ProxyHttp for Vigie {
             (Some(g), Some(t)) => Some((g.config.name.as_str(), t)),
             _ => None,
         };
+        let cache_status = cache::status(session, ctx.cache);
         self.metrics.request_done(&RequestRecord {
             site,
             route,
@@ -545,7 +546,7 @@ impl ProxyHttp for Vigie {
             retries: ctx.attempts.saturating_sub(1),
             cache: ctx
                 .cache()
-                .zip(cache::status(session, ctx.cache))
+                .zip(cache_status)
                 .map(|((rc, _), status)| (rc.zone.as_str(), status)),
         });
         let Some(log) = &self.access_log else { return };
@@ -581,7 +582,7 @@ impl ProxyHttp for Vigie {
                 .map(|(a, t)| (a.to_string(), t)),
             request_id: &ctx.request_id,
             limit: ctx.limit,
-            cache: cache::status(session, ctx.cache).unwrap_or("-"),
+            cache: cache_status.unwrap_or("-"),
         });
     }
 }

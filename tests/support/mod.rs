@@ -33,6 +33,15 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// The value of one series (name with its labels, as Prometheus prints them) in `metrics`.
+pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// Poll `cond` every 20 ms until it is true; panic with `what` after `limit`.
 pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut cond: F)
 where

@@ -164,6 +164,18 @@ impl Vigie {
         }
     }
 
+    /// The Prometheus text of the admin listener's `/metrics`.
+    pub async fn metrics(&self) -> String {
+        crate::support::client()
+            .get(format!("http://{}/metrics", self.admin))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
     /// `http://127.0.0.1:PORT` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.http, path)
