@@ -262,19 +262,52 @@ impl Guarded {
                 }
                 return None;
             }
-            let mut scratch = [0u8; 8192];
-            let mut rb = ReadBuf::new(&mut scratch);
-            match Pin::new(&mut self.inner).poll_read(cx, &mut rb) {
-                Poll::Ready(Ok(())) if rb.filled().is_empty() => {
+            // Read straight into the caller's buffer: a header that arrives whole (the
+            // common case) is handed over as it is, with no copy. An incomplete one is moved
+            // to `pending` and taken back out of the caller's buffer.
+            if buf.remaining() == 0 {
+                return Some(Poll::Ready(Ok(())));
+            }
+            let before = buf.filled().len();
+            match Pin::new(&mut self.inner).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) if buf.filled().len() == before => {
                     // The client left before completing a header: pingora sees an end of
                     // stream with nothing read, and closes quietly.
                     self.phase = Phase::Through;
                     self.pending.clear();
                     return Some(Poll::Ready(Ok(())));
                 }
-                Poll::Ready(Ok(())) => self.pending.extend_from_slice(rb.filled()),
+                Poll::Ready(Ok(())) => {}
                 other => return Some(other),
             }
+            if self.pending.is_empty() {
+                let Phase::Header(scan) = &mut self.phase else {
+                    return None;
+                };
+                match scan.feed(&buf.filled()[before..]) {
+                    Scan::Done => {
+                        self.phase = Phase::Through;
+                        self.deadline = None;
+                        return Some(Poll::Ready(Ok(())));
+                    }
+                    Scan::More => {}
+                    Scan::UriTooLong => {
+                        buf.set_filled(before);
+                        self.refuse(414);
+                        return None;
+                    }
+                    Scan::TooLarge => {
+                        buf.set_filled(before);
+                        self.refuse(431);
+                        return None;
+                    }
+                }
+                self.pending.extend_from_slice(&buf.filled()[before..]);
+                self.scanned = self.pending.len();
+            } else {
+                self.pending.extend_from_slice(&buf.filled()[before..]);
+            }
+            buf.set_filled(before);
             if self.deadline.is_none() {
                 self.arm();
             }

@@ -99,6 +99,9 @@ pub fn preferred(accept: &str) -> Vec<&'static str> {
 /// only reads the request when on). Returns the original header, to restore upstream.
 pub fn negotiate(session: &mut Session) -> Option<HeaderValue> {
     let original = session.req_header().headers.get(ACCEPT_ENCODING).cloned();
+    // Nothing to rewrite without the header; the modules stay at their defaults (they
+    // compress nothing for a client that accepts no encoding).
+    original.as_ref()?;
     let list = original
         .as_ref()
         .and_then(|v| v.to_str().ok())

@@ -30,7 +30,9 @@ pub fn set(
     let peer = peer_ip(session);
     let trusted = peer.is_some_and(|p| is_trusted(cfg, p));
     let xff = http::header::HeaderName::from_static("x-forwarded-for");
-    if let Some(peer) = peer {
+    // The peer's text, made once: it is the whole chain and the client too, most of the time.
+    let peer_text = peer.map(ip_text);
+    if let (Some(peer), Some(peer_text)) = (peer, &peer_text) {
         let chain = if trusted {
             let prior: Vec<&str> = req
                 .headers
@@ -39,17 +41,21 @@ pub fn set(
                 .filter_map(|v| v.to_str().ok())
                 .collect();
             if prior.is_empty() {
-                peer.to_string()
+                peer_text.clone()
             } else {
                 format!("{}, {peer}", prior.join(", "))
             }
         } else {
-            peer.to_string()
+            peer_text.clone()
         };
         req.insert_header(xff, chain)?;
     }
     if let Some(client) = client {
-        req.insert_header("x-real-ip", client.to_string())?;
+        let text = match peer_text {
+            Some(t) if peer == Some(client) => t,
+            _ => ip_text(client),
+        };
+        req.insert_header("x-real-ip", text)?;
     }
     let proto_from_proxy = trusted && req.headers.contains_key("x-forwarded-proto");
     if !proto_from_proxy {
@@ -66,6 +72,27 @@ pub fn set(
         }
     }
     Ok(())
+}
+
+/// An address as text, IPv4 without going through `fmt` (this runs on every request).
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut out = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+    out
 }
 
 /// Remove a route prefix from the request path (`strip_prefix = true`), keeping the query.
@@ -94,4 +121,23 @@ pub fn strip_prefix(req: &mut RequestHeader, prefix: &str) -> Result<()> {
     })?;
     req.set_uri(uri);
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    #[test]
+    fn ip_text_is_display() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "192.168.1.9",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let addr: std::net::IpAddr = ip.parse().expect("address");
+            assert_eq!(super::ip_text(addr), addr.to_string());
+        }
+    }
 }

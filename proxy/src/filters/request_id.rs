@@ -23,15 +23,16 @@ pub fn generate() -> String {
     let b: [u8; 16] = rand::random();
     let v = (u128::from_be_bytes(b) & !(0xf000 << 64) | (0x4000 << 64)) & !(0xc000 << 48)
         | (0x8000 << 48);
-    let h = format!("{v:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(36);
+    for i in 0..32u32 {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            id.push('-');
+        }
+        let nibble = (v >> (124 - 4 * i)) & 0xf;
+        id.push(char::from(HEX[nibble as usize]));
+    }
+    id
 }
 
 /// Keep or generate the request id, and set it on the request.
