@@ -10,7 +10,18 @@
 # of every process of the server, from /proc), and peak RSS. Results go to stdout and to
 # benches/RESULTS.md. Scenarios (default all): s1 s2 s3 s3h2 s6, and s4 / s4l (cache hits of
 # 1 KiB / 100 KiB objects, vigie's cache vs nginx's proxy_cache, with the origin requests
-# each run caused after warm-up in the last column), json, gz.
+# each run caused after warm-up in the last column), json, gz, s5, s7.
+#
+# s1 and s6 also run a bare pingora proxy (benches/bare.rs, target `pingora`): nothing of
+# vigie's, the same allocator and threads, so the table separates what pingora itself costs
+# from what vigie adds. nginx sets the same forwarding headers vigie sets by default
+# (X-Forwarded-For, X-Real-IP, X-Forwarded-Proto, X-Forwarded-Host, X-Request-Id, echoed).
+#
+# s5: the rate limiter on a route whose limit is never reached against the same route without
+# it, each connection from one of 100,000 distinct source addresses across 127.0.0.0/8
+# (benches/clients.rs binds them; the limiter keys on the peer), after a pass that made the
+# zone track all of them; plus the memory the 100k keys take. s7: 4,000 idle keep-alive
+# connections (one request each, then idle), plain and TLS: resident memory per connection.
 #
 # json and gz: the origin's 100 KB JSON (`GET /json`, benches/json_body.rs) over HTTP/1.1
 # keep-alive, 16 connections; gz asks for it with `Accept-Encoding: gzip`, and both proxies
@@ -29,14 +40,15 @@ for tool in wrk:wrk h2load:nghttp2-client nginx:nginx openssl:openssl; do
 done
 load=$(cut -d' ' -f1 /proc/loadavg)
 busy=$(awk -v l="$load" 'BEGIN { print (l > 0.5) ? "yes" : "no" }')
-cargo build -q --release -p vigie --bin vigie --example bench-origin
+cargo build -q --release -p vigie --bin vigie --example bench-origin --example bench-bare \
+  --example bench-clients
 dir=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 o_port=$(free_port); v_http=$(free_port); v_https=$(free_port); v_admin=$(free_port)
-n_http=$(free_port); n_https=$(free_port)
+n_http=$(free_port); n_https=$(free_port); p_http=$(free_port)
 
 # ECDSA P-256 certificate for bench.test, shared by both servers.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench.test \
@@ -75,6 +87,24 @@ names = ["plain.test"]
   upstream = "origin"
   compress = false
 [[sites]]
+names = ["limit.test"]
+  [[sites.routes]]
+  path = "/limited"
+  upstream = "origin"
+  compress = false
+  limit = "never"
+  [[sites.routes]]
+  path = "/"
+  upstream = "origin"
+  compress = false
+# Never reached, and slow to refill: a key stays tracked (housekeeping drops only clients
+# back to a full burst), so the zone really holds 100k clients while s5 runs.
+[limits.never]
+rate = "1/h"
+burst = 100000
+nodelay = true
+max_clients = 160000
+[[sites]]
 names = ["gz.test"]
   [[sites.routes]]
   path = "/"
@@ -85,6 +115,7 @@ memory = "64MiB"
 TOML
 ./target/release/vigie check -c "$dir/vigie.toml" >/dev/null
 ./target/release/vigie -c "$dir/vigie.toml" 2>"$dir/vigie.log" & vigie_pid=$!; pids+=($vigie_pid)
+./target/release/examples/bench-bare "$p_http" "$o_port" 2 2>"$dir/bare.log" & bare_pid=$!; pids+=($bare_pid)
 
 mkdir -p "$dir/nginx"
 # nginx's workers run as an unprivileged user: let them create the cache and temp directories.
@@ -102,6 +133,12 @@ http {
   proxy_cache_path $dir/nginx/cache keys_zone=bench:10m max_size=64m;
   proxy_http_version 1.1;
   proxy_set_header Connection "";
+  proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+  proxy_set_header X-Real-IP \$remote_addr;
+  proxy_set_header X-Forwarded-Proto \$scheme;
+  proxy_set_header X-Forwarded-Host \$host;
+  proxy_set_header X-Request-Id \$request_id;
+  add_header X-Request-Id \$request_id always;
   proxy_buffering on;
   client_max_body_size 0;
   keepalive_requests 1000000;
@@ -129,7 +166,7 @@ http {
 NGINX
 nginx -c "$dir/nginx.conf" -g 'daemon off;' 2>"$dir/nginx.stderr" & nginx_pid=$!; pids+=($nginx_pid)
 
-for port in $o_port $v_http $v_https $n_http $n_https; do
+for port in $o_port $v_http $v_https $n_http $n_https $p_http; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 
@@ -181,9 +218,10 @@ scenario_cmd() {
     vigie) port=$(plain "$s" && echo "$v_http" || echo "$v_https") ;;
     nginx) port=$(plain "$s" && echo "$n_http" || echo "$n_https") ;;
     origin) port=$o_port ;;
+    pingora) port=$p_http ;;
   esac
-  scheme=$( (plain "$s" || [[ $t == origin ]]) && echo http || echo https)
-  host=$([[ $scheme == https ]] && echo "bench.test" || echo "plain.test")
+  scheme=$( (plain "$s" || [[ $t == origin || $t == pingora ]]) && echo http || echo https)
+  host=$([[ \$scheme == https ]] && echo "bench.test" || echo "plain.test")
   [[ $s == gz || $s == json ]] && host=gz.test
   local url="$scheme://127.0.0.1:$port"
   case $s in
@@ -199,13 +237,15 @@ scenario_cmd() {
 }
 # Scenarios on plain HTTP.
 plain() { [[ $1 == s1 || $1 == s6 || $1 == s4* || $1 == json || $1 == gz ]]; }
-pid_of() { case $1 in vigie) echo $vigie_pid ;; nginx) echo $nginx_pid ;; origin) echo "${pids[0]}" ;; esac; }
+pid_of() { case $1 in vigie) echo $vigie_pid ;; nginx) echo $nginx_pid ;; origin) echo "${pids[0]}" ;; pingora) echo $bare_pid ;; esac; }
+targets_of() { case $1 in s1 | s6) echo "vigie nginx pingora origin" ;; *) echo "vigie nginx" ;; esac; }
 
 origin_served() { curl -s "http://127.0.0.1:$o_port/count"; }
 declare -A results
 declare -A origin_reqs
 for s in $scenarios; do
-  targets="vigie nginx"; [[ $s == s1 || $s == s6 ]] && targets="vigie nginx origin"
+  [[ $s == s5 || $s == s7 ]] && continue
+  targets=$(targets_of "$s")
   if [[ $s == s4* ]]; then  # warm both caches
     for t in vigie nginx; do scenario_cmd "$s" "$t"; curl -s -o /dev/null -H "Host: plain.test" "${CMD[-1]}"; done
   fi
@@ -220,6 +260,90 @@ for s in $scenarios; do
 done
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
+clients=./target/release/examples/bench-clients
+cur_rss_kb() { local t=0; for p in $(procs "$1"); do t=$((t + $(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
+
+# s5: limiter on (/limited) against off (/), 100k distinct source addresses.
+s5_report=""
+if [[ " $scenarios " == *" s5 "* ]]; then
+  src() { "$clients" sources "127.0.0.1:$v_http" limit.test "$1" "$2" 32 100000 "$3"; }
+  # One pass over the 100k addresses on each route, one request per connection: the first
+  # brings the connection-related memory to its level, the second fills the zone.
+  src /free 0 1 >/dev/null
+  rss0=$(cur_rss_kb "$vigie_pid")
+  src /limited 0 1 >/dev/null
+  rss1=$(cur_rss_kb "$vigie_pid")
+  tracked=$(curl -s "http://127.0.0.1:$v_admin/metrics" | awk '/^vigie_limit_tracked_clients/ {n += $2} END {print n + 0}')
+  declare -A s5
+  for r in $(seq "$rounds"); do
+    for route in /free /limited; do
+      before=$(cpu_ticks "$vigie_pid")
+      read -r n errs _ rps < <(src "$route" "$secs" 10)
+      after=$(cpu_ticks "$vigie_pid")
+      s5[$route,rps,$r]=$rps
+      s5[$route,cpu,$r]=$(awk -v a="$after" -v b="$before" -v n="$n" -v hz="$hz" 'BEGIN { if (n < 1) n = 1; printf "%.1f", (a - b) * 1e6 / hz / n }')
+      s5[$route,errs]=$(( ${s5[$route,errs]:-0} + errs ))
+    done
+  done
+  med5() { for r in $(seq "$rounds"); do echo "${s5[$1,$2,$r]}"; done | median; }
+  off_rps=$(med5 /free rps); on_rps=$(med5 /limited rps)
+  s5_report=$(
+    echo "### S5: rate limiter on against off, 100,000 distinct client addresses"
+    echo
+    echo "Each connection bound to one of 100,000 source addresses in 127.1.0.0/16–127.2.134.159, 10 keep-alive requests each, 32 at once (benches/clients.rs); limit never reached."
+    echo
+    echo "| limiter | req/s (median) | CPU µs/req | errors |"
+    echo "|---|---|---|---|"
+    echo "| off | $off_rps | $(med5 /free cpu) | ${s5[/free,errs]} |"
+    echo "| on, $tracked clients tracked | $on_rps | $(med5 /limited cpu) | ${s5[/limited,errs]} |"
+    echo
+    awk -v on="$on_rps" -v off="$off_rps" -v a="$rss0" -v b="$rss1" -v k="$tracked" 'BEGIN {
+      printf "on/off: %.3f. Resident memory taken by filling the zone: %.1f MiB, %.0f bytes per tracked client.\n",
+        (off > 0) ? on / off : 0, (b - a) / 1024, (k > 0) ? (b - a) * 1024 / k : 0 }'
+    echo
+  )
+fi
+
+# s7: resident memory per idle keep-alive connection.
+s7_report=""
+if [[ " $scenarios " == *" s7 "* ]]; then
+  idle_n=4000
+  rows=""
+  for t in vigie nginx pingora; do
+    for mode in plain tls; do
+      [[ $t == pingora && $mode == tls ]] && continue
+      case $t,$mode in
+        vigie,plain) port=$v_http host=plain.test ;; vigie,tls) port=$v_https host=bench.test ;;
+        nginx,plain) port=$n_http host=plain.test ;; nginx,tls) port=$n_https host=bench.test ;;
+        pingora,plain) port=$p_http host=plain.test ;;
+      esac
+      pid=$(pid_of "$t")
+      r0=$(cur_rss_kb "$pid")
+      rm -f "$dir/hold" "$dir/idle.out"; mkfifo "$dir/hold"
+      "$clients" idle "127.0.0.1:$port" "$host" "$idle_n" $([[ $mode == tls ]] && echo tls) <"$dir/hold" >"$dir/idle.out" 2>&1 &
+      cpid=$!
+      exec 7>"$dir/hold"
+      for _ in $(seq 600); do grep -q '^ready' "$dir/idle.out" && break; kill -0 $cpid 2>/dev/null || break; sleep 0.1; done
+      r1=$(cur_rss_kb "$pid")
+      ok=$(grep -c '^ready' "$dir/idle.out" || true)
+      exec 7>&-
+      wait $cpid || true
+      per=$([[ $ok == 1 ]] && awk -v a="$r0" -v b="$r1" -v n="$idle_n" 'BEGIN { printf "%.1f", (b - a) / n }' || echo "failed")
+      rows="$rows| $t | $mode | $((r0 / 1024)) | $((r1 / 1024)) | $per |"$'\n'
+    done
+  done
+  s7_report=$(
+    echo "### S7: $idle_n idle keep-alive connections"
+    echo
+    echo "One request on each, then idle (benches/clients.rs). Resident memory (VmRSS, every process of the server) before and with the connections open."
+    echo
+    echo "| server | connections | RSS before MiB | RSS with them MiB | KiB per connection |"
+    echo "|---|---|---|---|---|"
+    printf '%s' "$rows"
+    echo
+  )
+fi
+
 col() { local s=$1 t=$2 i=$3; for r in $(seq "$rounds"); do echo "${results[$s,$t,$r]}" | awk -v i="$i" '{print $i}'; done | median; }
 {
   echo "## Run of $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -234,8 +358,9 @@ col() { local s=$1 t=$2 i=$3; for r in $(seq "$rounds"); do echo "${results[$s,$
   echo "| scenario | target | req/s | p50 | p99 | CPU µs/req | peak RSS MiB | vs nginx req/s | origin requests |"
   echo "|---|---|---|---|---|---|---|---|---|"
   for s in $scenarios; do
+    [[ $s == s5 || $s == s7 ]] && continue
     n_rps=$(col "$s" nginx 1)
-    targets="vigie nginx"; [[ $s == s1 || $s == s6 ]] && targets="vigie nginx origin"
+    targets=$(targets_of "$s")
     for t in $targets; do
       rps=$(col "$s" "$t" 1); cpu=$(col "$s" "$t" 4)
       p50=$(for r in $(seq "$rounds"); do echo "${results[$s,$t,$r]}" | awk '{print $2}'; done | sort | sed -n "$(( (rounds + 1) / 2 ))p")
@@ -246,4 +371,6 @@ col() { local s=$1 t=$2 i=$3; for r in $(seq "$rounds"); do echo "${results[$s,$
     done
   done
   echo
+  if [[ -n $s5_report ]]; then echo "$s5_report"; echo; fi
+  if [[ -n $s7_report ]]; then echo "$s7_report"; echo; fi
 } | tee -a benches/RESULTS.md

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use pingora::apps::HttpServerOptions;
-use pingora::listeners::TcpSocketOptions;
+use pingora::listeners::{L4BufferSettings, ListenerConfig, TcpSocketOptions};
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -29,6 +29,21 @@ fn tcp_options(addr: &std::net::SocketAddr) -> TcpSocketOptions {
         opts.ipv6_only = Some(true);
     }
     opts
+}
+
+/// A client-facing TCP listener. pingora's default wraps each accepted connection in a 64 KiB
+/// read buffer (plus a 1460-byte write buffer); that buffer is most of what an idle keep-alive
+/// connection costs, and every request header read through it is copied once more. vigie's
+/// connections read unbuffered, straight into pingora's (or rustls's) own buffers: 108 KB
+/// down to 44 KB per idle keep-alive connection, the same CPU per request
+/// (`benches/RESULTS.md`).
+fn listener(addr: &std::net::SocketAddr) -> ListenerConfig {
+    ListenerConfig::tcp(addr.to_string())
+        .tcp_socket_options(tcp_options(addr))
+        .l4_buffer(L4BufferSettings::new(
+            0,
+            pingora::listeners::DEFAULT_L4_WRITE_BUFFER_SIZE,
+        ))
 }
 
 fn server_conf(snap: &Snapshot) -> ServerConf {
@@ -136,7 +151,7 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
     );
     let mut http = Service::new("vigie http".to_string(), front);
     for addr in &server_cfg.http {
-        http.add_tcp_with_settings(&addr.to_string(), tcp_options(addr));
+        http.endpoints().add_listener(listener(addr));
     }
     server.add_service(http);
 
@@ -153,7 +168,7 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
         );
         let mut https = Service::new("vigie https".to_string(), front);
         for addr in &server_cfg.https {
-            https.add_tcp_with_settings(&addr.to_string(), tcp_options(addr));
+            https.endpoints().add_listener(listener(addr));
         }
         server.add_service(https);
     }

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, counted by callgrind: vigie, a bare pingora proxy
+# (benches/bare.rs) and nginx, each in front of the benchmark origin, plain HTTP/1.1
+# keep-alive, 13-byte response. Unlike wall-clock CPU, the count does not move with what else
+# the machine is doing, so small changes show (the same binary gives the same count to within
+# a fraction of a percent). Only user-space instructions: the kernel's share (system calls,
+# loopback) is not counted.
+#
+#   benches/instructions.sh [requests]
+#
+# Each server runs under valgrind (one worker for nginx, threads = 2 for vigie and pingora),
+# gets 2,000 warm-up requests, then its counters are zeroed, `requests` (default 10,000) are
+# sent by h2load over 8 connections, and the counters are dumped. Prints one line per server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-10000}
+sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+for tool in valgrind:valgrind h2load:nghttp2-client nginx:nginx; do
+  command -v "${tool%%:*}" >/dev/null || $sudo apt-get install -y -qq "${tool#*:}" >/dev/null
+done
+cargo build -q --release -p vigie --bin vigie --example bench-origin --example bench-bare
+dir=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+o_port=$(free_port)
+./target/release/examples/bench-origin "$o_port" & pids+=($!)
+
+# count NAME PORT CMD...: run CMD under callgrind, print instructions per request.
+count() {
+  local name=$1 port=$2; shift 2
+  valgrind --tool=callgrind --callgrind-out-file="$dir/$name.out" "$@" 2>"$dir/$name.log" &
+  local pid=$!
+  for _ in $(seq 600); do
+    curl -s -o /dev/null -H "Host: plain.test" "http://127.0.0.1:$port/" && break
+    kill -0 $pid 2>/dev/null || { cat "$dir/$name.log" >&2; return 1; }
+    sleep 0.2
+  done
+  h2load --h1 -n 2000 -c 8 -H ":authority: plain.test" "http://127.0.0.1:$port/" >/dev/null
+  callgrind_control -z $pid >/dev/null
+  local out
+  out=$(h2load --h1 -n "$n" -c 8 -H ":authority: plain.test" "http://127.0.0.1:$port/")
+  grep -q "$n succeeded" <<<"$out" || { echo "$name: not all requests succeeded" >&2; return 1; }
+  callgrind_control -d $pid >/dev/null
+  kill $pid; wait $pid 2>/dev/null || true
+  # The dump made on request (the exit dump, after the kill, is not the measured part).
+  local total
+  total=$(grep -h '^summary:' "$dir/$name.out".* | head -1 | awk '{print $2}')
+  printf '%-8s %12s instructions per request\n' "$name" "$((total / n))"
+}
+
+v_port=$(free_port); v_admin=$(free_port)
+cat > "$dir/vigie.toml" <<TOML
+[server]
+http = ["127.0.0.1:$v_port"]
+admin = "127.0.0.1:$v_admin"
+state_dir = "$dir/state"
+threads = 2
+[log]
+access = "off"
+level = "warn"
+[upstreams.origin]
+servers = ["127.0.0.1:$o_port"]
+[[sites]]
+names = ["plain.test"]
+  [[sites.routes]]
+  path = "/"
+  upstream = "origin"
+  compress = false
+TOML
+count vigie "$v_port" ./target/release/vigie -c "$dir/vigie.toml"
+
+p_port=$(free_port)
+count pingora "$p_port" ./target/release/examples/bench-bare "$p_port" "$o_port" 2
+
+n_port=$(free_port)
+mkdir -p "$dir/nginx"; chmod 777 "$dir/nginx"; chmod 755 "$dir"
+cat > "$dir/nginx.conf" <<NGINX
+worker_processes 1;
+master_process off;
+daemon off;
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $dir/nginx/body; proxy_temp_path $dir/nginx/proxy;
+  fastcgi_temp_path $dir/nginx/fcgi; uwsgi_temp_path $dir/nginx/uwsgi; scgi_temp_path $dir/nginx/scgi;
+  upstream origin { server 127.0.0.1:$o_port; keepalive 64; }
+  proxy_http_version 1.1;
+  proxy_set_header Connection "";
+  proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+  proxy_set_header X-Real-IP \$remote_addr;
+  proxy_set_header X-Forwarded-Proto \$scheme;
+  proxy_set_header X-Forwarded-Host \$host;
+  proxy_set_header X-Request-Id \$request_id;
+  add_header X-Request-Id \$request_id always;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$n_port; location / { proxy_pass http://origin; } }
+}
+NGINX
+count nginx "$n_port" nginx -c "$dir/nginx.conf"
