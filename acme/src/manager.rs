@@ -254,6 +254,26 @@ impl Manager {
         }
     }
 
+    /// Load the stored certificates of `sites` and serve them at once. Called at start, before
+    /// the listeners open, so that a restart never answers a handshake with a stand-in
+    /// certificate while the background pass has not run yet.
+    pub fn load_stored_now(&self, sites: &[Vec<String>]) {
+        let Ok(mut state) = self.state.try_lock() else {
+            return;
+        };
+        for names in sites {
+            let key = site_key(names);
+            if state.certs.contains_key(&key) {
+                continue;
+            }
+            if let Some(m) = self.load_stored(names) {
+                tracing::info!(site = %key, not_after = ?m.info.not_after, "using the stored certificate");
+                state.certs.insert(key, m);
+            }
+        }
+        self.install(&state);
+    }
+
     fn install(&self, state: &State) {
         let mut table = CertTable::default();
         for m in state.certs.values() {

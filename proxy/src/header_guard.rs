@@ -42,6 +42,7 @@ use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
     TimingDigest, UniqueID, UniqueIDType, ALPN,
 };
+use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use vigie_config::Server;
@@ -168,6 +169,29 @@ impl Guarded {
         }
     }
 
+    /// Wait, at most `idle`, for the first bytes of the next request on a keep-alive
+    /// connection, and start its header deadline with them. `false`: the client closed, the
+    /// wait timed out, or the server is shutting down (the connection is then closed quietly,
+    /// as pingora closes an idle keep-alive connection).
+    pub async fn wait_for_request(&mut self, idle: Duration, shutdown: &ShutdownWatch) -> bool {
+        self.take_rearm();
+        if self.pending.is_empty() {
+            let mut shutdown = shutdown.clone();
+            // Room for a whole common request header in one read.
+            self.pending.reserve(2048);
+            let read = tokio::time::timeout(idle, self.inner.read_buf(&mut self.pending));
+            let got = tokio::select! {
+                r = read => matches!(r, Ok(Ok(n)) if n > 0),
+                _ = shutdown.changed() => false,
+            };
+            if !got {
+                return false;
+            }
+        }
+        self.arm();
+        true
+    }
+
     /// Read more into `pending`, within the deadline; `false` on EOF, error or timeout.
     async fn read_ahead(&mut self) -> bool {
         let read = self.inner.read_buf(&mut self.pending);
@@ -214,8 +238,14 @@ impl Guarded {
     /// Serve `pending` first, then the connection.
     fn read_some(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if !self.pending.is_empty() {
-            let n = self.pending.len().min(buf.remaining());
-            buf.put_slice(&self.pending.split_to(n));
+            if self.pending.len() <= buf.remaining() {
+                buf.put_slice(&self.pending);
+                // Drop the allocation: an idle connection keeps nothing of it.
+                self.pending = BytesMut::new();
+            } else {
+                let n = buf.remaining();
+                buf.put_slice(&self.pending.split_to(n));
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)

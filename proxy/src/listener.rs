@@ -38,6 +38,9 @@ use crate::snapshot::SnapshotHandle;
 
 /// Longest time a client may take to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a keep-alive connection may wait for its next request (pingora's default, which
+/// vigie keeps).
+const KEEPALIVE_IDLE: u64 = 60;
 
 /// The connection cap and, optionally, TLS in front of an HTTP app (see the module docs).
 pub struct Front<A> {
@@ -107,12 +110,14 @@ impl<A: HttpServerApp + Send + Sync + 'static> Front<A> {
     }
 
     /// pingora's HTTP/1.x keep-alive loop (`ServerApp for HttpServerApp`), with the header
-    /// guard re-armed before each request.
+    /// guard re-armed before each request. Between requests the connection waits here, for
+    /// the first bytes of the next one, before pingora gets it: pingora's request future
+    /// (about 14 KB) and header buffer are only allocated once a request is arriving, so an
+    /// idle keep-alive connection holds little more than its socket (and TLS state).
     async fn serve_http1(self: &Arc<Self>, guarded: Guarded, shutdown: &ShutdownWatch) {
         let rearm = guarded.rearm_handle();
         let mut session = ServerSession::new_http1(Box::new(guarded));
-        // pingora's default idle time between requests: 60 s.
-        session.set_keepalive((!*shutdown.borrow()).then_some(60));
+        session.set_keepalive((!*shutdown.borrow()).then_some(KEEPALIVE_IDLE));
         let limit = self
             .app
             .server_options()
@@ -121,7 +126,15 @@ impl<A: HttpServerApp + Send + Sync + 'static> Front<A> {
         let mut result = self.app.process_new_http(session, shutdown).await;
         while let Some((stream, settings)) = result.map(|r| r.consume()) {
             rearm.store(true, Ordering::Release);
-            let mut session = ServerSession::new_http1(stream);
+            let Ok(mut guarded) = stream.into_any().downcast::<Guarded>() else {
+                tracing::error!("a reused HTTP/1 connection is not the guarded one");
+                return;
+            };
+            let idle = Duration::from_secs(KEEPALIVE_IDLE);
+            if *shutdown.borrow() || !guarded.wait_for_request(idle, shutdown).await {
+                return;
+            }
+            let mut session = ServerSession::new_http1(guarded);
             if let Some(settings) = settings {
                 settings.apply_to_session(&mut session);
             }

@@ -130,6 +130,12 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
     {
         manager = manager.with_retry(base, base * 8);
     }
+    {
+        let snap = handle.load();
+        if snap.config.acme.is_some() {
+            manager.load_stored_now(&crate::background::acme_sites(&snap.config));
+        }
+    }
     let opt = pingora::server::configuration::Opt {
         upgrade,
         ..Default::default()
