@@ -8,9 +8,14 @@
 # proxy_buffering on, proxy_cache only on /cache/), and runs each scenario for each target, interleaved, `rounds`
 # times (median reported): requests/s, p50/p99 latency, server CPU µs per request (utime+stime
 # of every process of the server, from /proc), and peak RSS. Results go to stdout and to
-# benches/RESULTS.md. Scenarios (default all): s1 s2 s3 s3h2 s6, and s4 / s4l (cache hits of
+# benches/RESULTS.md. Scenarios (default all): s1 s2 s2r s3 s3h2 s6, and s4 / s4l (cache hits of
 # 1 KiB / 100 KiB objects, vigie's cache vs nginx's proxy_cache, with the origin requests
 # each run caused after warm-up in the last column), json, gz, s5, s7.
+#
+# s2: a full TLS 1.3 handshake per request (no resumption: the server signs each one with
+# its ECDSA P-256 key; benches/clients.rs `handshakes`, 16 clients, one request per
+# connection); s2r: the same with wrk, which resumes each connection's previous session with
+# a ticket. Both servers choose AES-128-GCM (vigie's order; nginx is told the same).
 #
 # s1 and s6 also run a bare pingora proxy (benches/bare.rs, target `pingora`): nothing of
 # vigie's, the same allocator and threads, so the table separates what pingora itself costs
@@ -32,7 +37,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
 rounds=${2:-3}
-scenarios=${3:-"s1 s2 s3 s3h2 s4 s4l s6 json gz"}
+scenarios=${3:-"s1 s2 s2r s3 s3h2 s4 s4l s6 json gz"}
 gz_level=${GZ_LEVEL:-6}
 sudo=$([ "$(id -u)" = 0 ] || echo sudo)
 for tool in wrk:wrk h2load:nghttp2-client nginx:nginx openssl:openssl; do
@@ -160,6 +165,10 @@ http {
     server_name bench.test;
     ssl_certificate $dir/cert.pem; ssl_certificate_key $dir/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
+    # The suite vigie picks (Mozilla's order, server preference), so both do the same work.
+    ssl_prefer_server_ciphers on;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
+    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305;
     location / { proxy_pass http://origin; }
   }
 }
@@ -194,7 +203,12 @@ measure() {
   before=$(cpu_ticks "$pid")
   out=$("$@" 2>&1)
   after=$(cpu_ticks "$pid")
-  if [[ "$1" == h2load ]]; then
+  if [[ "$1" == *bench-clients ]]; then
+    # "requests errors seconds req/s"; no latency figures.
+    read -r n errs _ rps <<<"$out"
+    p50=-; p99=-
+    if [[ ${errs:-1} != 0 ]]; then rps="ERR"; fi
+  elif [[ "$1" == h2load ]]; then
     rps=$(awk '/finished in/ {print $4}' <<<"$out")
     n=$(awk '/^requests:/ {print $8; exit}' <<<"$out")   # succeeded
     # h2load reports min/max/mean, not percentiles: mean in the p50 column, max in p99.
@@ -226,7 +240,8 @@ scenario_cmd() {
   local url="$scheme://127.0.0.1:$port"
   case $s in
     s1 | s3) CMD=(wrk --latency -t2 -c64 -d"${secs}s" -H "Host: $host" "$url/") ;;
-    s2) CMD=(wrk --latency -t2 -c16 -d"${secs}s" -H "Host: $host" -H "Connection: close" "$url/") ;;
+    s2) CMD=(./target/release/examples/bench-clients handshakes "127.0.0.1:$port" "$host" "$secs" 16) ;;
+    s2r) CMD=(wrk --latency -t2 -c16 -d"${secs}s" -H "Host: $host" -H "Connection: close" "$url/") ;;
     s3h2) CMD=(h2load -c64 -m10 -D"$secs" -H ":authority: bench.test" "$url/") ;;
     s6) CMD=(wrk --latency -t2 -c16 -d"${secs}s" -H "Host: $host" "$url/1m") ;;
     s4) CMD=(wrk --latency -t2 -c64 -d"${secs}s" -H "Host: $host" "$url/cache/1k") ;;

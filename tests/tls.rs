@@ -1,8 +1,10 @@
 //! TLS termination: real handshakes against the real binary.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::tls::{handshake, TestCa, ALL};
+use crate::support::tls::{client_config, handshake, handshake_with, TestCa, TicketCounter, ALL};
 use crate::support::{client, wait_until, Origin, Vigie};
 
 fn files_config(origin: &str, a: &(String, String), b: &(String, String), extra: &str) -> String {
@@ -153,6 +155,70 @@ async fn no_sni_gets_the_default_and_protocol_policy_holds() {
         "{err}"
     );
     assert!(handshake(&v13.https, "a.test", &[], ALL).await.is_ok());
+}
+
+/// The server's choices: hybrid post-quantum key exchange when the client offers it, X25519
+/// otherwise; AES-128-GCM even for a client listing AES-256 first (TLS 1.3 and 1.2); one
+/// resumption ticket per handshake, which resumes.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_exchange_suites_and_tickets_follow_the_policy() {
+    use rustls::crypto::aws_lc_rs;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = setup().await;
+    let v = Vigie::start(&files_config(&s.origin.addr_str(), &s.a, &s.b, "")).await;
+
+    // A browser-like client: X25519MLKEM768 offered first.
+    let mut pq = aws_lc_rs::default_provider();
+    pq.kx_groups = vec![aws_lc_rs::kx_group::X25519MLKEM768, aws_lc_rs::kx_group::X25519];
+    let (h, _) = handshake_with(&v.https, "a.test", client_config(pq, &[], ALL))
+        .await
+        .unwrap();
+    assert_eq!(h.kx, Some(rustls::NamedGroup::X25519MLKEM768));
+    assert_eq!(h.version, Some(rustls::ProtocolVersion::TLSv1_3));
+
+    // A client without it (OpenSSL 3.0, wrk) gets X25519; AES-256-GCM listed first by the
+    // client still gives AES-128-GCM.
+    let mut classic = rustls::crypto::ring::default_provider();
+    classic.cipher_suites.sort_by_key(|c| {
+        !matches!(
+            c.suite(),
+            rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
+                | rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+        )
+    });
+    assert_eq!(
+        classic.cipher_suites[0].suite(),
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
+    );
+    let store = Arc::new(TicketCounter::new());
+    let mut config = client_config(classic.clone(), &[b"http/1.1"], ALL);
+    config.resumption = rustls::client::Resumption::store(store.clone());
+    let (h, mut tls) = handshake_with(&v.https, "a.test", config.clone())
+        .await
+        .unwrap();
+    assert_eq!(h.kx, Some(rustls::NamedGroup::X25519));
+    assert_eq!(h.suite, Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256));
+    // The ticket comes after the handshake: read a whole answer, then count.
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(store.tickets.load(Ordering::SeqCst), 1);
+    // The ticket resumes: no certificate is sent again, and a new ticket replaces it.
+    let (_, tls) = handshake_with(&v.https, "a.test", config).await.unwrap();
+    assert_eq!(
+        tls.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+
+    let tls12 = client_config(classic, &[], &[&rustls::version::TLS12]);
+    let (h, _) = handshake_with(&v.https, "a.test", tls12).await.unwrap();
+    assert_eq!(
+        h.suite,
+        Some(rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

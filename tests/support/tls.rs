@@ -1,7 +1,8 @@
 //! TLS test helpers: certificate authorities made with rcgen, and a raw rustls client that
-//! records what the server presented (leaf certificate, ALPN, version).
+//! shows what the server presented and negotiated (leaf certificate, ALPN, version, suite,
+//! key exchange, tickets).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -64,21 +65,19 @@ impl TestCa {
 }
 
 #[derive(Debug)]
-struct Recorder {
-    leaf: Mutex<Option<Vec<u8>>>,
+struct AnyCert {
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
-impl ServerCertVerifier for Recorder {
+impl ServerCertVerifier for AnyCert {
     fn verify_server_cert(
         &self,
-        end_entity: &CertificateDer<'_>,
+        _end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        *self.leaf.lock().unwrap() = Some(end_entity.to_vec());
         Ok(ServerCertVerified::assertion())
     }
 
@@ -126,6 +125,31 @@ pub struct Handshake {
     pub alpn: Option<Vec<u8>>,
     /// The negotiated version.
     pub version: Option<rustls::ProtocolVersion>,
+    /// The negotiated cipher suite.
+    pub suite: Option<rustls::CipherSuite>,
+    /// The negotiated key exchange group.
+    pub kx: Option<rustls::NamedGroup>,
+}
+
+/// A client of `provider` allowing only `versions`, offering `alpn`, that accepts any
+/// certificate (the handshake's facts show which one it was).
+pub fn client_config(
+    provider: rustls::crypto::CryptoProvider,
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ClientConfig {
+    let provider = Arc::new(provider);
+    let verifier = Arc::new(AnyCert {
+        provider: provider.clone(),
+    });
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config
 }
 
 /// Handshake with `addr`, sending `sni` (an IP address sends no SNI), offering `alpn`,
@@ -136,18 +160,23 @@ pub async fn handshake(
     alpn: &[&[u8]],
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<Handshake, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let recorder = Arc::new(Recorder {
-        leaf: Mutex::new(None),
-        provider: provider.clone(),
-    });
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(recorder.clone())
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let config = client_config(rustls::crypto::ring::default_provider(), alpn, versions);
+    handshake_with(addr, sni, config).await.map(|(h, _)| h)
+}
+
+/// Handshake with `addr` as `config` says (made by [`client_config`]); the handshake's facts
+/// and the open connection.
+pub async fn handshake_with(
+    addr: &str,
+    sni: &str,
+    config: rustls::ClientConfig,
+) -> Result<
+    (
+        Handshake,
+        tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    ),
+    String,
+> {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
@@ -158,17 +187,73 @@ pub async fn handshake(
         .await
         .map_err(|e| e.to_string())?;
     let (_, conn) = tls.get_ref();
-    let leaf = recorder
-        .leaf
-        .lock()
-        .unwrap()
-        .clone()
+    let leaf = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
         .ok_or("no certificate")?;
-    Ok(Handshake {
-        leaf: vigie_acme::pem::info(&leaf, "server leaf").map_err(|e| e.to_string())?,
+    let h = Handshake {
+        leaf: vigie_acme::pem::info(leaf, "server leaf").map_err(|e| e.to_string())?,
         alpn: conn.alpn_protocol().map(|p| p.to_vec()),
         version: conn.protocol_version(),
-    })
+        suite: conn.negotiated_cipher_suite().map(|s| s.suite()),
+        kx: conn.negotiated_key_exchange_group().map(|g| g.name()),
+    };
+    Ok((h, tls))
+}
+
+/// A client session store that counts the TLS 1.3 tickets the server sent.
+#[derive(Debug)]
+pub struct TicketCounter {
+    inner: rustls::client::ClientSessionMemoryCache,
+    /// TLS 1.3 tickets received.
+    pub tickets: std::sync::atomic::AtomicUsize,
+}
+
+impl TicketCounter {
+    /// An empty store.
+    pub fn new() -> TicketCounter {
+        TicketCounter {
+            inner: rustls::client::ClientSessionMemoryCache::new(16),
+            tickets: Default::default(),
+        }
+    }
+}
+
+impl rustls::client::ClientSessionStore for TicketCounter {
+    fn set_kx_hint(&self, name: ServerName<'static>, group: rustls::NamedGroup) {
+        self.inner.set_kx_hint(name, group);
+    }
+    fn kx_hint(&self, name: &ServerName<'_>) -> Option<rustls::NamedGroup> {
+        self.inner.kx_hint(name)
+    }
+    fn set_tls12_session(
+        &self,
+        name: ServerName<'static>,
+        value: rustls::client::Tls12ClientSessionValue,
+    ) {
+        self.inner.set_tls12_session(name, value);
+    }
+    fn tls12_session(&self, name: &ServerName<'_>) -> Option<rustls::client::Tls12ClientSessionValue> {
+        self.inner.tls12_session(name)
+    }
+    fn remove_tls12_session(&self, name: &ServerName<'static>) {
+        self.inner.remove_tls12_session(name);
+    }
+    fn insert_tls13_ticket(
+        &self,
+        name: ServerName<'static>,
+        value: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.tickets
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.insert_tls13_ticket(name, value);
+    }
+    fn take_tls13_ticket(
+        &self,
+        name: &ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        self.inner.take_tls13_ticket(name)
+    }
 }
 
 /// TLS 1.3 and 1.2.
