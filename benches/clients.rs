@@ -210,8 +210,9 @@ async fn handshakes(args: &[String]) {
     let conns: u64 = conns.parse().expect("CONNS");
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(resume)));
     let name = rustls::pki_types::ServerName::try_from(host.clone()).expect("HOSTNAME");
-    let request =
-        Arc::new(format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").into_bytes());
+    let request = Arc::new(
+        format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").into_bytes(),
+    );
     let done = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();

@@ -169,7 +169,10 @@ async fn key_exchange_suites_and_tickets_follow_the_policy() {
 
     // A browser-like client: X25519MLKEM768 offered first.
     let mut pq = aws_lc_rs::default_provider();
-    pq.kx_groups = vec![aws_lc_rs::kx_group::X25519MLKEM768, aws_lc_rs::kx_group::X25519];
+    pq.kx_groups = vec![
+        aws_lc_rs::kx_group::X25519MLKEM768,
+        aws_lc_rs::kx_group::X25519,
+    ];
     let (h, _) = handshake_with(&v.https, "a.test", client_config(pq, &[], ALL))
         .await
         .unwrap();
@@ -204,7 +207,11 @@ async fn key_exchange_suites_and_tickets_follow_the_policy() {
         .unwrap();
     let mut answer = Vec::new();
     tls.read_to_end(&mut answer).await.unwrap();
-    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
     assert_eq!(store.tickets.load(Ordering::SeqCst), 1);
     // The ticket resumes: no certificate is sent again, and a new ticket replaces it.
     let (_, tls) = handshake_with(&v.https, "a.test", config).await.unwrap();

@@ -233,7 +233,10 @@ impl rustls::client::ClientSessionStore for TicketCounter {
     ) {
         self.inner.set_tls12_session(name, value);
     }
-    fn tls12_session(&self, name: &ServerName<'_>) -> Option<rustls::client::Tls12ClientSessionValue> {
+    fn tls12_session(
+        &self,
+        name: &ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
         self.inner.tls12_session(name)
     }
     fn remove_tls12_session(&self, name: &ServerName<'static>) {
