@@ -278,6 +278,11 @@ impl UpstreamGroup {
     /// Pick a server for a request, skipping `exclude` (servers already tried), unhealthy ones
     /// and, while another is left, ones marked down passively. `key` feeds hash balancing.
     pub fn select(&self, key: &[u8], exclude: &[SocketAddr]) -> Option<SocketAddr> {
+        // One server (a frontend, Grafana): whatever the method, it is the pick when healthy
+        // and not tried yet; a passive mark only matters where another server is left.
+        if let [only] = self.order.as_slice() {
+            return (!exclude.contains(only) && self.is_healthy(only)).then_some(*only);
+        }
         let usable = |addr: &SocketAddr, healthy: bool, strict: bool| {
             healthy && !exclude.contains(addr) && !(strict && self.passively_down(addr))
         };
