@@ -78,12 +78,14 @@ pub fn enable(session: &mut Session, rc: &RouteCache, zone: &Zone) -> Use {
 
 /// In `cache_key_callback`: the key for this request on a route with `rc`.
 pub fn key(session: &Session, host: &str, rc: &RouteCache) -> CacheKey {
-    let req = session.req_header();
-    let scheme = if forwarded::is_tls(session) {
-        "https"
-    } else {
-        "http"
-    };
+    key_for(session.req_header(), forwarded::is_tls(session), host, rc)
+}
+
+/// The key of [`key`], from the request header alone: `tls` says whether the request came
+/// over TLS (the scheme in the key), `host` is the host vigie routed on. Separate from the
+/// session so it can be measured and tested without a connection.
+pub fn key_for(req: &RequestHeader, tls: bool, host: &str, rc: &RouteCache) -> CacheKey {
+    let scheme = if tls { "https" } else { "http" };
     let pq = req.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut primary = format!("{scheme}://{host}{pq}");
     for part in &rc.key {
@@ -293,6 +295,35 @@ mod tests {
             RespCacheable::Cacheable(m) => Some(m.fresh_sec()),
             RespCacheable::Uncacheable(_) => None,
         }
+    }
+
+    #[test]
+    fn key_has_scheme_host_path_and_parts() {
+        let mut req = RequestHeader::build("GET", b"/api/cv?page=2&sort=date", None).unwrap();
+        req.append_header("host", "EXAMPLE.com").unwrap();
+        req.append_header("accept-language", "fr").unwrap();
+        req.append_header("accept-language", "en").unwrap();
+        req.append_header("cookie", "a=1; lang=de").unwrap();
+        let mut route = rc(&[]);
+        let plain = key_for(&req, true, "example.com", &route);
+        assert_eq!(
+            plain.primary_key_str(),
+            Some("https://example.com/api/cv?page=2&sort=date")
+        );
+        route.key = vec![
+            RequestPart::Header(http::header::ACCEPT_LANGUAGE),
+            RequestPart::Cookie("lang".into()),
+            RequestPart::Query("page".into()),
+            RequestPart::Query("absent".into()),
+        ];
+        let parts = key_for(&req, false, "example.com", &route);
+        assert_eq!(
+            parts.primary_key_str(),
+            Some(
+                "http://example.com/api/cv?page=2&sort=date\nheader:accept-language=fr,en\n\
+                 cookie:lang=de\nquery:page=2\nquery:absent="
+            )
+        );
     }
 
     #[test]
