@@ -177,9 +177,7 @@ impl Guarded {
         self.take_rearm();
         if self.pending.is_empty() {
             let mut shutdown = shutdown.clone();
-            // Room for a whole common request header in one read.
-            self.pending.reserve(2048);
-            let read = tokio::time::timeout(idle, self.inner.read_buf(&mut self.pending));
+            let read = tokio::time::timeout(idle, std::future::poll_fn(|cx| self.poll_first(cx)));
             let got = tokio::select! {
                 r = read => matches!(r, Ok(Ok(n)) if n > 0),
                 _ = shutdown.changed() => false,
@@ -190,6 +188,18 @@ impl Guarded {
         }
         self.arm();
         true
+    }
+
+    /// Read the first bytes of a request into `pending`. The read goes to a buffer on the
+    /// stack, which exists only while the connection is polled: an idle connection holds no
+    /// read buffer at all, and what arrives (a whole common header, in one read) is copied
+    /// once.
+    fn poll_first(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+        let mut rb = ReadBuf::uninit(&mut buf);
+        ready!(Pin::new(&mut self.inner).poll_read(cx, &mut rb))?;
+        self.pending.extend_from_slice(rb.filled());
+        Poll::Ready(Ok(rb.filled().len()))
     }
 
     /// Read more into `pending`, within the deadline; `false` on EOF, error or timeout.

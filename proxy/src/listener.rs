@@ -116,14 +116,19 @@ impl<A: HttpServerApp + Send + Sync + 'static> Front<A> {
     /// idle keep-alive connection holds little more than its socket (and TLS state).
     async fn serve_http1(self: &Arc<Self>, guarded: Guarded, shutdown: &ShutdownWatch) {
         let rearm = guarded.rearm_handle();
-        let mut session = ServerSession::new_http1(Box::new(guarded));
-        session.set_keepalive((!*shutdown.borrow()).then_some(KEEPALIVE_IDLE));
-        let limit = self
-            .app
-            .server_options()
-            .and_then(|o| o.keepalive_request_limit);
-        session.set_keepalive_reuses_remaining(limit);
-        let mut result = self.app.process_new_http(session, shutdown).await;
+        // Sessions are made in blocks that end before the await: only pingora's (boxed)
+        // request future lives across it, not a moved-from session in this one's state.
+        let request = {
+            let mut session = ServerSession::new_http1(Box::new(guarded));
+            session.set_keepalive((!*shutdown.borrow()).then_some(KEEPALIVE_IDLE));
+            let limit = self
+                .app
+                .server_options()
+                .and_then(|o| o.keepalive_request_limit);
+            session.set_keepalive_reuses_remaining(limit);
+            self.app.process_new_http(session, shutdown)
+        };
+        let mut result = request.await;
         while let Some((stream, settings)) = result.map(|r| r.consume()) {
             rearm.store(true, Ordering::Release);
             let Ok(mut guarded) = stream.into_any().downcast::<Guarded>() else {
@@ -134,11 +139,14 @@ impl<A: HttpServerApp + Send + Sync + 'static> Front<A> {
             if *shutdown.borrow() || !guarded.wait_for_request(idle, shutdown).await {
                 return;
             }
-            let mut session = ServerSession::new_http1(guarded);
-            if let Some(settings) = settings {
-                settings.apply_to_session(&mut session);
-            }
-            result = self.app.process_new_http(session, shutdown).await;
+            let request = {
+                let mut session = ServerSession::new_http1(guarded);
+                if let Some(settings) = settings {
+                    settings.apply_to_session(&mut session);
+                }
+                self.app.process_new_http(session, shutdown)
+            };
+            result = request.await;
         }
     }
 
@@ -190,11 +198,13 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Front<A> {
                 return None;
             }
         };
+        // Each stage in its own allocation: this future lives as long as the connection, and
+        // inline it would be as large as the largest stage (the TLS handshake's), idle or not.
         let stream = match &self.acceptor {
-            Some(acceptor) => self.handshake(acceptor, stream).await?,
+            Some(acceptor) => Box::pin(self.handshake(acceptor, stream)).await?,
             None => stream,
         };
-        self.serve(stream, shutdown).await;
+        Box::pin(self.serve(stream, shutdown)).await;
         None
     }
 
