@@ -572,11 +572,16 @@ impl HostPattern {
     pub fn matches(&self, host: &str) -> bool {
         match self {
             HostPattern::Exact(name) => name == host,
-            HostPattern::Wildcard(suffix) => host
-                .strip_suffix(suffix.as_str())
-                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+            HostPattern::Wildcard(suffix) => wildcard_matches(suffix, host),
         }
     }
+}
+
+/// Whether `host` is a subdomain of `suffix`, as `*.suffix` matches: one label or more
+/// before it.
+pub fn wildcard_matches(suffix: &str, host: &str) -> bool {
+    host.strip_suffix(suffix)
+        .is_some_and(|head| head.len() > 1 && head.ends_with('.'))
 }
 
 /// The IP a host pattern names, when it is an IP literal (for `tls = "internal"` defaults).
