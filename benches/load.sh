@@ -17,7 +17,12 @@
 # connection); s2r: the same with wrk, which resumes each connection's previous session with
 # a ticket. Both servers choose AES-128-GCM (vigie's order; nginx is told the same).
 #
-# s1 and s6 also run a bare pingora proxy (benches/bare.rs, target `pingora`): nothing of
+# s6: 1 MiB downloads, 16 connections; s6u: 1 MiB uploads (wrk POSTs a Content-Length body
+# the origin drains), 16 connections. The last column, RSS growth, is the server's resident
+# memory at its highest during the run minus before it: divided by the 16 connections, the
+# memory a stream in flight holds.
+#
+# s1, s6 and s6u also run a bare pingora proxy (benches/bare.rs, target `pingora`): nothing of
 # vigie's, the same allocator and threads, so the table separates what pingora itself costs
 # from what vigie adds. nginx sets the same forwarding headers vigie sets by default
 # (X-Forwarded-For, X-Real-IP, X-Forwarded-Proto, X-Forwarded-Host, X-Request-Id, echoed).
@@ -37,7 +42,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
 rounds=${2:-3}
-scenarios=${3:-"s1 s2 s2r s3 s3h2 s4 s4l s6 json gz"}
+scenarios=${3:-"s1 s2 s2r s3 s3h2 s4 s4l s6 s6u json gz"}
 gz_level=${GZ_LEVEL:-6}
 sudo=$([ "$(id -u)" = 0 ] || echo sudo)
 for tool in wrk:wrk h2load:nghttp2-client nginx:nginx openssl:openssl; do
@@ -60,6 +65,13 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
   -addext subjectAltName=DNS:bench.test -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
 
 ./target/release/examples/bench-origin "$o_port" & pids+=($!)
+
+# s6u: each request uploads 1 MiB (Content-Length), which the origin reads and drops.
+cat > "$dir/upload.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = string.rep("x", 1048576)
+wrk.headers["Content-Type"] = "application/octet-stream"
+LUA
 
 cat > "$dir/vigie.toml" <<TOML
 [server]
@@ -145,6 +157,9 @@ http {
   proxy_set_header X-Request-Id \$request_id;
   add_header X-Request-Id \$request_id always;
   proxy_buffering on;
+  # nginx's default: a request body is read whole (to a temporary file past
+  # client_body_buffer_size) before it is sent upstream. vigie streams it.
+  proxy_request_buffering on;
   client_max_body_size 0;
   keepalive_requests 1000000;
   server {
@@ -194,15 +209,28 @@ plain_size=$(curl -s -o /dev/null -w '%{size_download}' -H "Host: gz.test" "http
 procs() { echo "$1"; pgrep -P "$1" || true; }
 cpu_ticks() { local t=0; for p in $(procs "$1"); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
 rss_kb() { local t=0; for p in $(procs "$1"); do t=$((t + $(awk '/VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
+cur_rss_kb() { local t=0; for p in $(procs "$1"); do t=$((t + $(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
 hz=$(getconf CLK_TCK)
 
-# run TARGET_PID CMD... -> "rps p50_ms p99_ms cpu_us_per_req"
+# run TARGET_PID CMD... -> "rps p50_ms p99_ms cpu_us_per_req rss_growth_kib"
+# The last field: the server's resident memory at its highest while CMD ran (sampled every
+# 100 ms), minus before (KiB): what the requests in flight held.
 measure() {
   local pid=$1; shift
-  local before after out rps p50 p99 n
+  local before after out rps p50 p99 n rss0 sampler
+  rss0=$(cur_rss_kb "$pid")
+  local plist
+  plist=$(procs "$pid" | sed 's|.*|/proc/&/status|' | xargs)
+  # shellcheck disable=SC2086
+  (while :; do awk '/VmRSS/ {t += $2} END {print t}' $plist; sleep 0.1; done) >"$dir/rss.samples" 2>/dev/null &
+  sampler=$!
   before=$(cpu_ticks "$pid")
   out=$("$@" 2>&1)
   after=$(cpu_ticks "$pid")
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+  local grown
+  grown=$(sort -n "$dir/rss.samples" | tail -1)
+  grown=$(( ${grown:-$rss0} - rss0 ))
   if [[ "$1" == *bench-clients ]]; then
     # "requests errors seconds req/s"; no latency figures.
     read -r n errs _ rps <<<"$out"
@@ -222,7 +250,7 @@ measure() {
   fi
   local cpu_us
   cpu_us=$(awk -v a="$after" -v b="$before" -v n="${n:-1}" -v hz="$hz" 'BEGIN { if (n < 1) n = 1; printf "%.1f", (a - b) * 1e6 / hz / n }')
-  echo "${rps:-0} ${p50:--} ${p99:--} $cpu_us"
+  echo "${rps:-0} ${p50:--} ${p99:--} $cpu_us $grown"
 }
 
 # scenario_cmd SCENARIO TARGET: sets the array CMD to the load generator's command line.
@@ -244,6 +272,7 @@ scenario_cmd() {
     s2r) CMD=(wrk --latency -t2 -c16 -d"${secs}s" -H "Host: $host" -H "Connection: close" "$url/") ;;
     s3h2) CMD=(h2load -c64 -m10 -D"$secs" -H ":authority: bench.test" "$url/") ;;
     s6) CMD=(wrk --latency -t2 -c16 -d"${secs}s" -H "Host: $host" "$url/1m") ;;
+    s6u) CMD=(wrk --latency -t2 -c16 -d"${secs}s" -s "$dir/upload.lua" -H "Host: $host" "$url/upload") ;;
     s4) CMD=(wrk --latency -t2 -c64 -d"${secs}s" -H "Host: $host" "$url/cache/1k") ;;
     s4l) CMD=(wrk --latency -t2 -c16 -d"${secs}s" -H "Host: $host" "$url/cache/100k") ;;
     json) CMD=(wrk --latency -t2 -c16 -d"${secs}s" -H "Host: $host" "$url/json") ;;
@@ -251,9 +280,9 @@ scenario_cmd() {
   esac
 }
 # Scenarios on plain HTTP.
-plain() { [[ $1 == s1 || $1 == s6 || $1 == s4* || $1 == json || $1 == gz ]]; }
+plain() { [[ $1 == s1 || $1 == s6* || $1 == s4* || $1 == json || $1 == gz ]]; }
 pid_of() { case $1 in vigie) echo $vigie_pid ;; nginx) echo $nginx_pid ;; origin) echo "${pids[0]}" ;; pingora) echo $bare_pid ;; esac; }
-targets_of() { case $1 in s1 | s6) echo "vigie nginx pingora origin" ;; *) echo "vigie nginx" ;; esac; }
+targets_of() { case $1 in s1 | s6 | s6u) echo "vigie nginx pingora origin" ;; *) echo "vigie nginx" ;; esac; }
 
 origin_served() { curl -s "http://127.0.0.1:$o_port/count"; }
 declare -A results
@@ -279,7 +308,6 @@ declare -A peak_kb
 for t in vigie nginx pingora origin; do peak_kb[$t]=$(rss_kb "$(pid_of "$t")"); done
 median() { sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
 clients=./target/release/examples/bench-clients
-cur_rss_kb() { local t=0; for p in $(procs "$1"); do t=$((t + $(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
 
 # s5: limiter on (/limited) against off (/), 100k distinct source addresses.
 s5_report=""
@@ -377,21 +405,23 @@ col() { local s=$1 t=$2 i=$3; for r in $(seq "$rounds"); do echo "${results[$s,$
     echo "gz: GZ_LEVEL=$gz_level; the $plain_size byte JSON gzipped to:$gz_note"
     echo
   fi
-  echo "| scenario | target | req/s | p50 | p99 | CPU µs/req | peak RSS MiB | vs nginx req/s | origin requests |"
-  echo "|---|---|---|---|---|---|---|---|---|"
+  echo "| scenario | target | req/s | p50 | p99 | CPU µs/req | vs nginx req/s | vs nginx CPU | origin requests | RSS growth KiB |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
   for s in $scenarios; do
     [[ $s == s5 || $s == s7 ]] && continue
-    n_rps=$(col "$s" nginx 1)
+    n_rps=$(col "$s" nginx 1); n_cpu=$(col "$s" nginx 4)
     targets=$(targets_of "$s")
     for t in $targets; do
-      rps=$(col "$s" "$t" 1); cpu=$(col "$s" "$t" 4)
+      rps=$(col "$s" "$t" 1); cpu=$(col "$s" "$t" 4); grown=$(col "$s" "$t" 5)
       p50=$(for r in $(seq "$rounds"); do echo "${results[$s,$t,$r]}" | awk '{print $2}'; done | sort | sed -n "$(( (rounds + 1) / 2 ))p")
       p99=$(for r in $(seq "$rounds"); do echo "${results[$s,$t,$r]}" | awk '{print $3}'; done | sort | sed -n "$(( (rounds + 1) / 2 ))p")
-      rss=$(awk -v k="${peak_kb[$t]}" 'BEGIN { printf "%.1f", k / 1024 }')
       ratio=$(awk -v a="$rps" -v b="$n_rps" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
-      echo "| $s | $t | $rps | $p50 | $p99 | $cpu | $rss | $ratio | ${origin_reqs[$s,$t]:-0} |"
+      cratio=$(awk -v a="$cpu" -v b="$n_cpu" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
+      echo "| $s | $t | $rps | $p50 | $p99 | $cpu | $ratio | $cratio | ${origin_reqs[$s,$t]:-0} | $grown |"
     done
   done
+  echo
+  echo "Peak RSS over these scenarios (MiB):$(for t in vigie nginx pingora origin; do awk -v t="$t" -v k="${peak_kb[$t]}" 'BEGIN { printf " %s %.1f;", t, k / 1024 }'; done)"
   echo
   if [[ -n $s5_report ]]; then echo "$s5_report"; echo; fi
   if [[ -n $s7_report ]]; then echo "$s7_report"; echo; fi
