@@ -4,13 +4,17 @@
 # keep-alive, 13-byte response. Unlike wall-clock CPU, the count does not move with what else
 # the machine is doing, so small changes show (the same binary gives the same count to within
 # a fraction of a percent). Only user-space instructions: the kernel's share (system calls,
-# loopback) is not counted.
+# loopback) is not counted. `rep movsb` copies count one instruction per byte, so large
+# memcpy calls weigh more here than they cost.
 #
 #   benches/instructions.sh [requests]
 #
 # Each server runs under valgrind (one worker for nginx, threads = 2 for vigie and pingora),
-# gets 2,000 warm-up requests, then its counters are zeroed, `requests` (default 10,000) are
-# sent by h2load over 8 connections, and the counters are dumped. Prints one line per server.
+# gets 2,000 warm-up requests, then two measured passes of `requests` (default 10,000) each,
+# by h2load over 8 connections, counters zeroed before and dumped after each: `bare`, a
+# request with only a Host header (as wrk sends), and `browser`, the headers a browser sends
+# for a page (about 750 bytes: user agent, accept, client hints, cookies). Prints one line per
+# server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-10000}
@@ -27,7 +31,15 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 o_port=$(free_port)
 ./target/release/examples/bench-origin "$o_port" & pids+=($!)
 
-# count NAME PORT CMD...: run CMD under callgrind, print instructions per request.
+browser=(-H "user-agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+  -H "accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7"
+  -H "accept-language: fr-FR,fr;q=0.9,en-US;q=0.8,en;q=0.7" -H 'sec-ch-ua: "Chromium";v="131", "Not_A Brand";v="24"'
+  -H "sec-ch-ua-mobile: ?0" -H 'sec-ch-ua-platform: "Linux"' -H "sec-fetch-dest: document" -H "sec-fetch-mode: navigate"
+  -H "sec-fetch-site: none" -H "sec-fetch-user: ?1" -H "upgrade-insecure-requests: 1"
+  -H "cookie: grafana_session=4f1c2e9a8b7d6c5e4f3a2b1c0d9e8f7a; grafana_session_expiry=1764590000; _ga=GA1.1.123456789.1764500000; theme=dark")
+
+# count NAME PORT CMD...: run CMD under callgrind, print instructions per request for both
+# passes.
 count() {
   local name=$1 port=$2; shift 2
   valgrind --tool=callgrind --callgrind-out-file="$dir/$name.out" "$@" 2>"$dir/$name.log" &
@@ -38,16 +50,22 @@ count() {
     sleep 0.2
   done
   h2load --h1 -n 2000 -c 8 -H ":authority: plain.test" "http://127.0.0.1:$port/" >/dev/null
-  callgrind_control -z $pid >/dev/null
-  local out
-  out=$(h2load --h1 -n "$n" -c 8 -H ":authority: plain.test" "http://127.0.0.1:$port/")
-  grep -q "$n succeeded" <<<"$out" || { echo "$name: not all requests succeeded" >&2; return 1; }
-  callgrind_control -d $pid >/dev/null
+  local line="$name"
+  for pass in bare browser; do
+    local extra=()
+    [[ $pass == browser ]] && extra=("${browser[@]}")
+    rm -f "$dir/$name.out".*
+    callgrind_control -z $pid >/dev/null
+    local out
+    out=$(h2load --h1 -n "$n" -c 8 -H ":authority: plain.test" "${extra[@]}" "http://127.0.0.1:$port/")
+    grep -q "$n succeeded" <<<"$out" || { echo "$name: not all requests succeeded" >&2; return 1; }
+    callgrind_control -d $pid >/dev/null
+    local total
+    total=$(grep -h '^summary:' "$dir/$name.out".* | head -1 | awk '{print $2}')
+    line="$line $pass $((total / n))"
+  done
   kill $pid; wait $pid 2>/dev/null || true
-  # The dump made on request (the exit dump, after the kill, is not the measured part).
-  local total
-  total=$(grep -h '^summary:' "$dir/$name.out".* | head -1 | awk '{print $2}')
-  printf '%-8s %12s instructions per request\n' "$name" "$((total / n))"
+  printf '%-8s %-8s %8s  %-8s %8s  instructions per request\n' $line
 }
 
 v_port=$(free_port); v_admin=$(free_port)
