@@ -135,6 +135,16 @@ async fn sources(args: &[String]) {
             }
         }));
     }
+    report(tasks, started, &done, &errors).await;
+}
+
+/// Wait for the clients, then print `requests errors seconds req/s`.
+async fn report(
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    started: Instant,
+    done: &AtomicU64,
+    errors: &AtomicU64,
+) {
     for t in tasks {
         let _ = t.await;
     }
@@ -183,11 +193,14 @@ impl rustls::client::danger::ServerCertVerifier for AnyCert {
     }
 }
 
-/// A client configuration that accepts the benchmark's certificate; TLS 1.3 only.
-fn client_config(resume: bool) -> rustls::ClientConfig {
+/// A client configuration that accepts the benchmark's certificate, allowing `versions`.
+fn client_config(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    resume: bool,
+) -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])
+        .with_protocol_versions(versions)
         .expect("TLS versions")
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
@@ -208,7 +221,8 @@ async fn handshakes(args: &[String]) {
     assert!(target.ip().is_loopback(), "loopback only");
     let secs: u64 = secs.parse().expect("SECONDS");
     let conns: u64 = conns.parse().expect("CONNS");
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(resume)));
+    let config = client_config(&[&rustls::version::TLS13], resume);
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let name = rustls::pki_types::ServerName::try_from(host.clone()).expect("HOSTNAME");
     let request = Arc::new(
         format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").into_bytes(),
@@ -237,16 +251,7 @@ async fn handshakes(args: &[String]) {
             }
         }));
     }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let took = started.elapsed().as_secs_f64();
-    let n = done.load(Ordering::Relaxed);
-    println!(
-        "{n} {} {took:.2} {:.1}",
-        errors.load(Ordering::Relaxed),
-        n as f64 / took
-    );
+    report(tasks, started, &done, &errors).await;
 }
 
 trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -261,13 +266,7 @@ async fn idle(args: &[String]) {
     let target: SocketAddr = target.parse().expect("HOST:PORT");
     assert!(target.ip().is_loopback(), "loopback only");
     let n: usize = n.parse().expect("N");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-        .with_no_client_auth();
+    let config = client_config(rustls::DEFAULT_VERSIONS, true);
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let name = rustls::pki_types::ServerName::try_from(host.clone()).expect("HOSTNAME");
     let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes();
