@@ -52,10 +52,15 @@ struct Entry {
     /// parsing the stored one (about 16k instructions, a sixth of a 1 KiB hit).
     header: ResponseHeader,
     body: Bytes,
+    /// What the entry holds in memory, as the bounds count it (see [`Entry::new`]); computed
+    /// once, since every memory hit reports it to the LRU.
+    weight: usize,
 }
 
 impl Entry {
-    /// An entry of `meta` (serialized) whose header is `header`.
+    /// An entry of `meta` (serialized) whose header is `header`. Its weight counts the body,
+    /// the serialized meta, the URL, and the decoded header (its fields in two maps, name and
+    /// value, with their overhead).
     fn new(
         url: Arc<str>,
         compact: CompactCacheKey,
@@ -63,26 +68,24 @@ impl Entry {
         header: ResponseHeader,
         body: Bytes,
     ) -> Entry {
+        let decoded: usize = header
+            .headers
+            .iter()
+            .map(|(n, v)| 2 * (n.as_str().len() + v.len() + 64))
+            .sum();
+        let weight = body.len() + meta.0.len() + meta.1.len() + url.len() + decoded + 256;
         Entry {
             url,
             compact,
             meta,
             header,
             body,
+            weight,
         }
     }
 
-    /// What the entry holds in memory, as the bounds count it: the body, the serialized meta,
-    /// the URL, and the decoded header (its fields in two maps, name and value, with their
-    /// overhead).
     fn weight(&self) -> usize {
-        let header: usize = self
-            .header
-            .headers
-            .iter()
-            .map(|(n, v)| 2 * (n.as_str().len() + v.len() + 64))
-            .sum();
-        self.body.len() + self.meta.0.len() + self.meta.1.len() + self.url.len() + header + 256
+        self.weight
     }
 
     /// The entry's meta, for pingora: the internal part decoded from its bytes, the header a
