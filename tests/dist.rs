@@ -215,3 +215,30 @@ async fn alerts_and_dashboard_use_metrics_vigie_exports() {
         }
     }
 }
+
+/// A user's clone has nothing beside it: no tracked file may reach outside the repository
+/// (the project's notes folder lives there during development, never on a user's machine).
+#[test]
+fn nothing_tracked_reads_outside_the_repository() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let out = Command::new("git")
+        .args(["-C", root, "ls-files"])
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git ls-files failed");
+    let needle = ["..", "/shared"].concat();
+    let mut found = Vec::new();
+    for file in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(text) = std::fs::read_to_string(format!("{root}/{file}")) else {
+            continue;
+        };
+        if text.contains(&needle) {
+            found.push(file.to_string());
+        }
+        assert!(
+            !file.ends_with(".data") && !file.contains("flamegraph"),
+            "profiler output is tracked: {file}"
+        );
+    }
+    assert!(found.is_empty(), "these files refer to {needle}: {found:?}");
+}

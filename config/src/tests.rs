@@ -2,7 +2,6 @@
 
 use super::*;
 
-const REFERENCE: &str = include_str!("../../../shared/reference/stack.toml");
 const EXAMPLE: &str = include_str!("../../dist/examples/stack.toml");
 
 fn errors(text: &str) -> Vec<String> {
@@ -551,9 +550,9 @@ max_body = "big"
 }
 
 #[test]
-fn reference_and_example_are_valid() {
-    for text in [REFERENCE, EXAMPLE] {
-        let c = parse(text, "stack.toml").unwrap();
+fn the_example_stack_is_valid() {
+    {
+        let c = parse(EXAMPLE, "stack.toml").unwrap();
         assert_eq!(
             c.summary(),
             "2 sites, 4 routes, 3 upstreams (5 servers), 1 limit zone, 1 cache zone, listeners: \
@@ -608,7 +607,6 @@ fn reference_and_example_are_valid() {
         assert_eq!(c.caches["api"].max_object, 8 << 20);
         assert_eq!(c.caches["api"].lock_timeout.as_secs(), 5);
     }
-    assert_eq!(parse(REFERENCE, "a").unwrap(), parse(EXAMPLE, "b").unwrap());
 }
 
 #[test]
