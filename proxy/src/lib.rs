@@ -10,6 +10,8 @@ pub mod background;
 pub mod cache;
 pub mod demo;
 pub mod filters;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod header_guard;
 pub mod limits;
 pub mod listener;

@@ -34,27 +34,52 @@ pub fn is_trusted(cfg: &ClientIp, ip: IpAddr) -> bool {
 /// The client address of this request (see the module docs).
 pub fn resolve(session: &Session, cfg: &ClientIp) -> Option<IpAddr> {
     let peer = peer_ip(session)?;
+    let values = session
+        .req_header()
+        .headers
+        .get_all(&cfg.header)
+        .into_iter()
+        .map(|v| v.as_bytes());
+    Some(client_from_chain(cfg, peer, values))
+}
+
+/// The client behind `peer` given the values of the forwarding header, in the order they
+/// arrived: `peer` itself unless it is trusted; then, right to left, the first address that is
+/// not a trusted proxy. An element that is not an address (or not visible ASCII) ends the walk at the
+/// last address believed. Pure, so it can be fuzzed.
+pub fn client_from_chain<'a>(
+    cfg: &ClientIp,
+    peer: IpAddr,
+    values: impl Iterator<Item = &'a [u8]>,
+) -> IpAddr {
     if !is_trusted(cfg, peer) {
-        return Some(peer);
+        return peer;
     }
     let mut client = peer;
-    for value in session.req_header().headers.get_all(&cfg.header) {
-        let Ok(text) = value.to_str() else {
-            return Some(client);
+    for value in values {
+        // Visible ASCII only, as `HeaderValue::to_str` demands.
+        let visible = value
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
+        let Ok(text) = std::str::from_utf8(value) else {
+            return client;
         };
+        if !visible {
+            return client;
+        }
         for part in text.split(',').rev() {
             match parse_forwarded_ip(part.trim()) {
                 Some(ip) => {
                     client = ip;
                     if !is_trusted(cfg, ip) {
-                        return Some(ip);
+                        return ip;
                     }
                 }
-                None => return Some(client),
+                None => return client,
             }
         }
     }
-    Some(client)
+    client
 }
 
 /// Parse one element of X-Forwarded-For: an IP, possibly with a port or brackets.
