@@ -134,3 +134,93 @@ pub(crate) fn preview(plan: &Plan<Compiled>) -> Result<Vec<String>, CertError> {
     }
     Ok(notes)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn config(servers: &str, rate: &str) -> Config {
+        let text = format!(
+            r#"
+[server]
+admin = false
+state_dir = "/nonexistent/vigie-test-state"
+[limits.ip]
+rate = "{rate}"
+[cache.pages]
+memory = "1MiB"
+[upstreams.app]
+servers = [{servers}]
+[[sites]]
+names = ["a.test"]
+  [[sites.routes]]
+  path = "/api/"
+  upstream = "app"
+  limit = "ip"
+  cache = {{ zone = "pages" }}
+  [[sites.routes]]
+  path = "/"
+  respond = {{ body = "x" }}
+"#
+        );
+        vigie_config::parse(&text, "t.toml").unwrap()
+    }
+
+    /// Routes hold the very resources of their snapshot, found without a name.
+    #[test]
+    fn routes_hold_their_resources() {
+        let snap = Snapshot::build(config("\"127.0.0.1:9\"", "10/s"), None).unwrap();
+        let (_, api) = snap.route("a.test", "/api/x").unwrap();
+        assert!(Arc::ptr_eq(
+            api.upstream.as_ref().unwrap(),
+            &snap.upstreams["app"]
+        ));
+        assert!(Arc::ptr_eq(api.limit.as_ref().unwrap(), &snap.limits["ip"]));
+        let (_, zone) = api.cache.as_ref().unwrap();
+        assert!(Arc::ptr_eq(zone, &snap.caches["pages"]));
+        let (_, root) = snap.route("a.test", "/other").unwrap();
+        assert!(root.upstream.is_none() && root.limit.is_none() && root.cache.is_none());
+        assert!(snap.local_ca.is_none());
+    }
+
+    /// A reload hands over what did not change and replaces what did.
+    #[test]
+    fn unchanged_resources_are_kept_over_a_reload() {
+        let first = Snapshot::build(config("\"127.0.0.1:9\"", "10/s"), None).unwrap();
+        let same = Snapshot::build(config("\"127.0.0.1:9\"", "10/s"), Some(&first)).unwrap();
+        assert!(Arc::ptr_eq(&same.upstreams["app"], &first.upstreams["app"]));
+        assert!(Arc::ptr_eq(&same.limits["ip"], &first.limits["ip"]));
+        assert!(Arc::ptr_eq(&same.caches["pages"], &first.caches["pages"]));
+        let moved = Snapshot::build(config("\"127.0.0.1:10\"", "20/s"), Some(&same)).unwrap();
+        assert!(!Arc::ptr_eq(
+            &moved.upstreams["app"],
+            &same.upstreams["app"]
+        ));
+        assert_eq!(
+            moved.upstreams["app"].servers(),
+            ["127.0.0.1:10".parse().unwrap()]
+        );
+        assert!(!Arc::ptr_eq(&moved.limits["ip"], &same.limits["ip"]));
+        let (_, api) = moved.route("a.test", "/api/").unwrap();
+        assert!(Arc::ptr_eq(
+            api.upstream.as_ref().unwrap(),
+            &moved.upstreams["app"]
+        ));
+    }
+
+    /// Compiling resolves nothing: a name that cannot resolve compiles, and only acquiring
+    /// it fails.
+    #[test]
+    fn names_are_resolved_at_acquisition_only() {
+        let cfg = config("\"vigie-test-never-resolves.invalid:80\"", "10/s");
+        let plan = Plan::compile(cfg.clone()).unwrap();
+        let notes = preview(&plan).unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let err = Snapshot::build(cfg, None).unwrap_err().to_string();
+        assert!(
+            err.starts_with("upstream \"app\": cannot resolve server"),
+            "{err}"
+        );
+    }
+}
