@@ -84,7 +84,7 @@ pub fn read(source: &Source) -> Result<Config, ConfigErrors> {
 }
 
 /// A configuration `vigie check` found valid: its plan, and what starting it would do that a
-/// check does not (see [`crate::resources::preview`]).
+/// check does not (see `resources::preview`).
 #[derive(Debug)]
 pub struct Checked {
     /// The compiled plan (nothing acquired).

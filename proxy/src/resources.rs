@@ -20,9 +20,28 @@ use std::sync::Arc;
 use vigie_acme::{CertError, CertTable, LocalCa};
 use vigie_config::{Config, ServerAddr};
 
-use crate::plan::{Acquired, CertPlan, Compiled, Plan, SiteCert};
-use crate::snapshot::{BuildError, Snapshot};
-use crate::upstream::UpstreamGroup;
+use crate::plan::{Acquired, CertPlan, Compiled, Live, Plan, PlanError, SiteCert};
+use crate::upstream::{UpstreamError, UpstreamGroup};
+
+/// A live plan (the snapshot the request path reads).
+type Snapshot = Plan<Live>;
+
+/// Why a snapshot could not be built from a valid config.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The configuration could not be compiled into a plan.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// An upstream group could not be built.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// A certificate or key could not be loaded or issued.
+    #[error(transparent)]
+    Cert(#[from] CertError),
+    /// A cache zone's disk directory could not be used.
+    #[error(transparent)]
+    Cache(#[from] crate::cache::ZoneError),
+}
 
 /// Acquire what `plan` names, reusing `previous`'s unchanged resources, and bind the plan
 /// to them.

@@ -1,41 +1,23 @@
 //! The runtime snapshot: the live plan (see [`crate::plan`]) that the request path reads.
 //!
 //! A snapshot is immutable. Reload compiles a new plan, acquires its resources (reusing the
-//! running snapshot's unchanged ones, see [`crate::resources`]) and swaps the result in whole
+//! running snapshot's unchanged ones, see `resources`) and swaps the result in whole
 //! through [`SnapshotHandle`]; a request takes the current snapshot once in `new_ctx` and
 //! reads only that one until it ends, so a reload never changes a request half-way.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use vigie_acme::CertError;
 use vigie_config::Config;
 
-use crate::plan::{Live, Plan, PlanError};
-use crate::upstream::UpstreamError;
+use crate::plan::{Live, Plan};
+pub use crate::resources::BuildError;
 
 /// Everything a request needs: a plan bound to live resources.
 pub type Snapshot = Plan<Live>;
 
 /// The shared, swappable handle to the current snapshot.
 pub type SnapshotHandle = Arc<ArcSwap<Snapshot>>;
-
-/// Why a snapshot could not be built from a valid config.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// The configuration could not be compiled into a plan.
-    #[error(transparent)]
-    Plan(#[from] PlanError),
-    /// An upstream group could not be built.
-    #[error(transparent)]
-    Upstream(#[from] UpstreamError),
-    /// A certificate or key could not be loaded or issued.
-    #[error(transparent)]
-    Cert(#[from] CertError),
-    /// A cache zone's disk directory could not be used.
-    #[error(transparent)]
-    Cache(#[from] crate::cache::ZoneError),
-}
 
 impl Plan<Live> {
     /// Compile `config` and acquire its resources, reusing `previous`'s unchanged ones.

@@ -1,8 +1,9 @@
 //! Upstream groups: servers, selection algorithms, active health and passive failure state.
 //!
-//! A group is built once per configuration and shared (`Arc`) by every snapshot whose
-//! definition of that group is unchanged, so health state, in-flight counts and round-robin
-//! position survive a reload. Selection and health come from pingora-load-balancing; least
+//! A group is built at acquisition (`resources`, never in `vigie check`: names are resolved
+//! there) and shared (`Arc`) by every snapshot whose definition of that group and resolved
+//! addresses are unchanged, so health state, in-flight counts and round-robin position survive
+//! a reload. Selection and health come from pingora-load-balancing; least
 //! connections and random-two-choices are layered on its backend set and health registry.
 //!
 //! Invariants: a group always has at least one server; in-flight counters are only changed

@@ -4,7 +4,7 @@
 //! and routes whose references are resolved into handles (an `Arc` of their upstream
 //! definition, limit zone, cache zone, error pages) and reads certificate files, but writes,
 //! creates, resolves and connects nothing. That is all `vigie check` runs. For `run` and
-//! reload, [`crate::resources`] acquires what the plan names (resolved upstream groups, limit
+//! reload, `resources` acquires what the plan names (resolved upstream groups, limit
 //! and cache zones, the local CA's certificates), reusing the previous plan's unchanged
 //! resources, and [`Plan::bind`] swaps each definition for its live resource: a
 //! [`Plan<Live>`] (the `Snapshot`) whose routes hold `Arc`s of their upstream group, limit zone
@@ -337,7 +337,7 @@ impl Plan<Compiled> {
         })
     }
 
-    /// Swap every definition for its acquired resource (see [`crate::resources`]). Each
+    /// Swap every definition for its acquired resource (see `resources`). Each
     /// name is looked up once, here; a name `acquired` lacks is an error.
     pub fn bind(self, acquired: Acquired) -> Result<Plan<Live>, PlanError> {
         let sites = self
@@ -404,7 +404,7 @@ fn bind_route(r: &RoutePlan<Compiled>, acquired: &Acquired) -> Result<RoutePlan<
     })
 }
 
-/// The resources acquired for a compiled plan, by name (see [`crate::resources`]).
+/// The resources acquired for a compiled plan, by name (see `resources`).
 #[derive(Debug, Default)]
 pub struct Acquired {
     /// Upstream groups.
