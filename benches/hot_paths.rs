@@ -1,14 +1,16 @@
 //! vigie's own work per request and per reload, on the reference deployment
 //! (`dist/examples/stack.toml`):
-//! - `route`: what a request does to find its route — the site for its host
-//!   (`Snapshot::site_for`), the normalised path (`normalize_path`), the longest-prefix route
-//!   search of `route_request`, and the three together;
+//! - `route`: what a request does to find its route, through `vigie::plan::routing` (the
+//!   module the service routes with) — the site for its host (`Plan::site_for`), the
+//!   normalised path (`normalize_path`), the longest-prefix route (`SitePlan::route_for`),
+//!   and the three together (`Plan::route`);
 //! - `cache_key`: the key of a request on the cached `/api/cv` route, plain and with
 //!   `header:`/`cookie:`/`query:` key parts;
 //! - `config`: `vigie_config::parse` of the whole file (the first step of `vigie check` and
 //!   of a SIGHUP reload);
-//! - `snapshot`: `Snapshot::build` from that config, cold (startup) and with the previous
-//!   snapshot (a reload, which keeps upstream groups, limiter and cache zones).
+//! - `snapshot`: `Plan::compile` alone (what `vigie check` adds to parsing), and
+//!   `Snapshot::build` (compile + acquire) from that config, cold (startup) and with the
+//!   previous snapshot (a reload, which keeps upstream groups, limiter and cache zones).
 //!
 //! The config's `state_dir` is pointed at a temporary directory: the `tls = "acme"` sites get
 //! stand-in certificates from the local CA kept there, as they do before ACME has issued
@@ -22,7 +24,9 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use pingora::http::RequestHeader;
 use vigie::filters::cache;
-use vigie::snapshot::{normalize_path, prefix_matches, SiteRuntime, Snapshot};
+use vigie::plan::paths::normalize_path;
+use vigie::plan::Plan;
+use vigie::snapshot::Snapshot;
 use vigie_config::{Config, RequestPart, RouteCache};
 
 const STACK: &str = include_str!("../dist/examples/stack.toml");
@@ -50,21 +54,6 @@ fn group<'a>(
     g
 }
 
-/// The index of the route for a normalised path, as `route_request` finds it.
-fn route_index(site: &SiteRuntime, path: &str) -> Option<usize> {
-    site.routes
-        .iter()
-        .position(|r| prefix_matches(&r.path, path))
-}
-
-/// Host and path to route index, as `route_request` does it (the host is already
-/// lower-case and without port, as `filters::request_host` hands it over).
-fn lookup(snap: &Snapshot, host: &str, path: &str) -> Option<(usize, usize)> {
-    let site = snap.site_for(host)?;
-    let path = normalize_path(path)?;
-    Some((site.index, route_index(site, &path)?))
-}
-
 fn route(c: &mut Criterion, snap: &Snapshot) {
     let mut g = group(c, "route");
     for host in [
@@ -86,14 +75,14 @@ fn route(c: &mut Criterion, snap: &Snapshot) {
     let site = snap.site_for("example.com").expect("apex site");
     for path in ["/api/cv", "/api/x/y", STATIC] {
         g.bench_with_input(BenchmarkId::new("prefix_search", path), path, |b, p| {
-            b.iter(|| route_index(site, black_box(p)))
+            b.iter(|| site.route_for(black_box(p)).is_some())
         });
     }
     for (host, path) in [("www.example.com", STATIC), ("analytics.example.com", "/")] {
         let id = BenchmarkId::new("request", format!("{host}{path}"));
-        assert!(lookup(snap, host, path).is_some(), "{host}{path} unrouted");
+        assert!(snap.route(host, path).is_some(), "{host}{path} unrouted");
         g.bench_function(id, |b| {
-            b.iter(|| lookup(snap, black_box(host), black_box(path)))
+            b.iter(|| snap.route(black_box(host), black_box(path)).is_some())
         });
     }
     g.finish();
@@ -105,7 +94,7 @@ fn cache_key(c: &mut Criterion, snap: &Snapshot) {
         .routes
         .iter()
         .find(|r| r.path == "/api/cv")
-        .and_then(|r| r.cache.clone())
+        .and_then(|r| r.cache.as_ref().map(|(rc, _)| rc.clone()))
         .expect("/api/cv caches");
     let mut parts = plain.clone();
     parts.key = vec![
@@ -151,6 +140,13 @@ fn config_and_snapshot(c: &mut Criterion, text: &str, config: &Config, first: &S
     g.measurement_time(Duration::from_secs(3));
     // Each cold build opens its cache zone afresh, and a zone's parts live for the process
     // (pingora wants them `'static`): a longer run only grows the bench's memory.
+    g.bench_function("compile", |b| {
+        b.iter_batched(
+            || config.clone(),
+            |cfg| Plan::compile(cfg).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
     g.bench_function("build_cold", |b| {
         b.iter_batched(
             || config.clone(),

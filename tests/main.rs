@@ -13,6 +13,7 @@ mod details;
 mod dist;
 mod limits;
 mod ops;
+mod plan;
 mod proxying;
 mod routing;
 mod tls;

@@ -55,39 +55,61 @@ fn ca_params() -> CertificateParams {
 }
 
 impl LocalCa {
+    /// The directory of the CA of `state_dir`: `state_dir/ca/`.
+    pub fn dir_in(state_dir: &Path) -> PathBuf {
+        state_dir.join("ca")
+    }
+
+    /// The directory this CA lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The CA in `state_dir/ca/` if there is one; reads only (`vigie check` uses this).
+    /// A present but unreadable or corrupt CA is an error.
+    pub fn load(state_dir: &Path) -> Result<Option<LocalCa>, CertError> {
+        let dir = Self::dir_in(state_dir);
+        let cert_path = dir.join("root.pem");
+        let key_path = dir.join("root.key");
+        if !cert_path.exists() && !key_path.exists() {
+            return Ok(None);
+        }
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|source| CertError::Read {
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        let cert_pem = read(&cert_path)?;
+        let key_pem = read(&key_path)?;
+        // Both must parse and belong together.
+        certified_key(
+            cert_pem.as_bytes(),
+            key_pem.as_bytes(),
+            &cert_path.display().to_string(),
+        )?;
+        let key = KeyPair::from_pem(&key_pem).map_err(|e| CertError::Key {
+            what: key_path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Some(LocalCa {
+            cert_pem,
+            params: ca_params(),
+            key,
+            dir,
+        }))
+    }
+
     /// The CA in `state_dir/ca/`, created there if missing. A present but unreadable or
     /// corrupt CA is an error (never silently replaced: clients trust it).
     pub fn load_or_create(state_dir: &Path) -> Result<LocalCa, CertError> {
-        let dir = state_dir.join("ca");
+        if let Some(ca) = Self::load(state_dir)? {
+            return Ok(ca);
+        }
+        let dir = Self::dir_in(state_dir);
         let cert_path = dir.join("root.pem");
         let key_path = dir.join("root.key");
         let params = ca_params();
-        if cert_path.exists() || key_path.exists() {
-            let read = |p: &Path| {
-                std::fs::read_to_string(p).map_err(|source| CertError::Read {
-                    path: p.display().to_string(),
-                    source,
-                })
-            };
-            let cert_pem = read(&cert_path)?;
-            let key_pem = read(&key_path)?;
-            // Both must parse and belong together.
-            certified_key(
-                cert_pem.as_bytes(),
-                key_pem.as_bytes(),
-                &cert_path.display().to_string(),
-            )?;
-            let key = KeyPair::from_pem(&key_pem).map_err(|e| CertError::Key {
-                what: key_path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            return Ok(LocalCa {
-                cert_pem,
-                params,
-                key,
-                dir,
-            });
-        }
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(gen_err)?;
         let mut p = params.clone();
         let now = OffsetDateTime::now_utc();

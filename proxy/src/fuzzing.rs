@@ -6,4 +6,4 @@
 pub use crate::filters::cache::key_for as cache_key;
 pub use crate::filters::client_ip::client_from_chain;
 pub use crate::header_guard::{HeaderScan, Scan};
-pub use crate::snapshot::normalize_path;
+pub use crate::plan::paths::normalize_path;

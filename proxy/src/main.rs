@@ -112,10 +112,13 @@ fn init_tracing(level: &str, json: bool) {
     };
 }
 
+/// `vigie check`: read, validate and compile only (like `nginx -t`, it changes nothing: no
+/// file, directory, DNS lookup or socket); what starting would do is printed as notes.
 fn check(source: &Source) -> ExitCode {
-    match reload::load(source, None) {
-        Ok(snap) => {
-            for w in &snap.config.warnings {
+    match reload::check(source) {
+        Ok(checked) => {
+            let config = &checked.plan.config;
+            for w in &config.warnings {
                 eprintln!(
                     "{}:{}:{}: warning: {}",
                     source.name(),
@@ -124,10 +127,13 @@ fn check(source: &Source) -> ExitCode {
                     w.message
                 );
             }
+            for note in &checked.notes {
+                eprintln!("{}: note: {note}", source.name());
+            }
             println!(
                 "vigie: the configuration {} is valid: {}",
                 source.name(),
-                snap.config.summary()
+                config.summary()
             );
             ExitCode::SUCCESS
         }
@@ -286,8 +292,8 @@ fn cache(source: &Source, action: &CacheAction) -> ExitCode {
 }
 
 fn reload_running(source: &Source) -> ExitCode {
-    let snap = match reload::load(source, None) {
-        Ok(s) => s,
+    let checked = match reload::check(source) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             eprintln!(
@@ -297,7 +303,7 @@ fn reload_running(source: &Source) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let pid_file = snap.config.server.state_dir.join("vigie.pid");
+    let pid_file = checked.plan.config.server.state_dir.join("vigie.pid");
     let pid = std::fs::read_to_string(&pid_file)
         .ok()
         .and_then(|t| t.trim().parse::<i32>().ok());

@@ -1,5 +1,6 @@
-//! Loading a configuration into a snapshot: the one code path shared by `vigie run`,
-//! `vigie check` and SIGHUP reload, so `check` accepts exactly what reload accepts.
+//! Loading a configuration: read, validate and compile (the pure part, all that `vigie check`
+//! runs, so `check` accepts exactly what reload compiles), then, for `vigie run` and SIGHUP
+//! reload, acquire the resources and swap the snapshot in.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use vigie_config::{Config, ConfigErrors};
 
 use vigie_acme::CertResolver;
 
+use crate::plan::{Compiled, Plan};
 use crate::snapshot::{BuildError, Snapshot, SnapshotHandle};
 
 /// What a reload updates: the snapshot the request path reads and the certificates the TLS
@@ -81,7 +83,28 @@ pub fn read(source: &Source) -> Result<Config, ConfigErrors> {
     }
 }
 
-/// Read, validate and build a snapshot, reusing `previous`'s unchanged parts.
+/// A configuration `vigie check` found valid: its plan, and what starting it would do that a
+/// check does not (see `resources::preview`).
+#[derive(Debug)]
+pub struct Checked {
+    /// The compiled plan (nothing acquired).
+    pub plan: Plan<Compiled>,
+    /// Notes on what acquisition would do, one a line.
+    pub notes: Vec<String>,
+}
+
+/// Read, validate and compile: `vigie check`. Writes, creates, resolves and connects nothing.
+pub fn check(source: &Source) -> Result<Checked, LoadError> {
+    let build_err = |e: BuildError| LoadError::Build {
+        origin: source.name(),
+        source: e,
+    };
+    let plan = Plan::compile(read(source)?).map_err(|e| build_err(e.into()))?;
+    let notes = crate::resources::preview(&plan).map_err(|e| build_err(e.into()))?;
+    Ok(Checked { plan, notes })
+}
+
+/// Read, validate, compile and acquire a snapshot, reusing `previous`'s unchanged resources.
 pub fn load(source: &Source, previous: Option<&Snapshot>) -> Result<Snapshot, LoadError> {
     let config = read(source)?;
     Snapshot::build(config, previous).map_err(|source_err| LoadError::Build {

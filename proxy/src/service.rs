@@ -14,13 +14,16 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
-use vigie_config::{Action, Balance, HashKey, Route};
+use vigie_config::{Action, Balance, HashKey, RouteCache};
 
+use crate::filters::limit::Outcome as LimitOutcome;
 use crate::filters::{
     self, body_limit, cache, client_ip, compress, error_pages, forwarded, oversize, respond,
     static_files, www,
 };
-use crate::snapshot::{normalize_path, Snapshot, SnapshotHandle};
+use crate::plan::paths::normalize_path;
+use crate::plan::{routing, RoutePlan, SitePlan};
+use crate::snapshot::{Snapshot, SnapshotHandle};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::access_log::{self, AccessLog};
@@ -80,8 +83,8 @@ impl Vigie {
 /// Per-request state.
 pub struct Ctx {
     snap: Arc<Snapshot>,
-    site: Option<usize>,
-    route: Option<usize>,
+    site: Option<Arc<SitePlan>>,
+    route: Option<Arc<RoutePlan>>,
     host: Option<String>,
     client: Option<IpAddr>,
     body_seen: u64,
@@ -95,21 +98,20 @@ pub struct Ctx {
     upstream_started: Option<Instant>,
     upstream_time: Option<Duration>,
     request_id: String,
-    limit: &'static str,
+    limit: LimitOutcome,
     cache: cache::Use,
 }
 
 impl Ctx {
     /// The matched route, once `request_filter` found one.
-    fn route(&self) -> Option<&Route> {
-        let site = self.snap.sites().get(self.site?)?;
-        site.routes.get(self.route?)
+    fn route(&self) -> Option<&RoutePlan> {
+        self.route.as_deref()
     }
 
     /// The matched route's cache settings and zone, when it caches.
-    fn cache(&self) -> Option<(&vigie_config::RouteCache, &crate::cache::Zone)> {
-        let rc = self.route()?.cache.as_ref()?;
-        Some((rc, self.snap.caches.get(&rc.zone)?))
+    fn cache(&self) -> Option<(&RouteCache, &crate::cache::Zone)> {
+        let (rc, zone) = self.route()?.cache.as_ref()?;
+        Some((rc, zone))
     }
 }
 
@@ -178,7 +180,7 @@ impl Vigie {
             return Ok(true);
         }
         ctx.host = Some(host);
-        ctx.site = Some(site.index);
+        ctx.site = Some(site.clone());
         if site.tls && !forwarded::is_tls(session) {
             if let Some(port) = snap.https_port {
                 let host = ctx.host.as_deref().unwrap_or_default();
@@ -193,25 +195,19 @@ impl Vigie {
             filters::send_error(session, 400, "invalid path", None).await?;
             return Ok(true);
         };
-        let Some(route_index) = site
-            .routes
-            .iter()
-            .position(|r| crate::snapshot::prefix_matches(&r.path, &path))
-        else {
+        let Some(route) = site.route_for(&path) else {
             filters::send_error(session, 404, "", None).await?;
             return Ok(true);
         };
-        ctx.route = Some(route_index);
-        let route = &site.routes[route_index];
+        ctx.route = Some(route.clone());
         match route.action {
             Action::Proxy { .. } | Action::Static { .. } => {
                 compress::for_route(session, route.compress.as_ref())
             }
             _ => compress::off(session),
         }
-        let (decision, refused) = filters::limit::apply(session, &snap, route, ctx.client).await?;
-        ctx.limit = decision;
-        if refused {
+        ctx.limit = filters::limit::apply(session, route, ctx.client).await?;
+        if ctx.limit.answered() {
             return Ok(true);
         }
         if let Some(limit) = route.max_body {
@@ -230,7 +226,7 @@ impl Vigie {
         &self,
         session: &mut Session,
         ctx: &Ctx,
-        route: &Route,
+        route: &RoutePlan,
         path: &str,
     ) -> Result<bool> {
         let ops = &route.response_headers;
@@ -252,9 +248,7 @@ impl Vigie {
                 respond::redirect(session, *status, &location, ops).await?;
             }
             Action::Static { root, index } => {
-                let rest = path
-                    .strip_prefix(route.path.trim_end_matches('/'))
-                    .unwrap_or(path);
+                let rest = routing::below_prefix(&route.path, path);
                 let c = route.compress.as_ref();
                 static_files::serve(session, root, index, rest, ops, c).await?;
             }
@@ -290,7 +284,7 @@ impl ProxyHttp for Vigie {
             upstream_started: None,
             upstream_time: None,
             request_id: String::new(),
-            limit: "-",
+            limit: LimitOutcome::Off,
             cache: cache::Use::Off,
         }
     }
@@ -329,11 +323,8 @@ impl ProxyHttp for Vigie {
 
     /// Picks a server of the route's upstream group, skipping the ones this request tried.
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let Some(Action::Proxy { upstream, .. }) = ctx.route().map(|r| &r.action) else {
+        let Some(group) = ctx.route().and_then(|r| r.upstream.clone()) else {
             return Error::e_explain(ErrorType::InternalError, "no proxy route for this request");
-        };
-        let Some(group) = ctx.snap.upstreams.get(upstream).cloned() else {
-            return Error::e_explain(ErrorType::InternalError, "upstream group missing");
         };
         let key = match &group.config.balance {
             Balance::Hash(k) => hash_key(session, ctx, k),
@@ -508,8 +499,8 @@ impl ProxyHttp for Vigie {
                 _ => None,
             }
             .unwrap_or_default();
-            let ops = ctx.route().map(|r| r.response_headers.clone());
-            if let Err(err) = filters::send_error(session, status, &detail, ops.as_ref()).await {
+            let ops = ctx.route().map(|r| &r.response_headers);
+            if let Err(err) = filters::send_error(session, status, &detail, ops).await {
                 tracing::debug!(error = %err, "could not send the error response");
             }
         }
@@ -523,10 +514,7 @@ impl ProxyHttp for Vigie {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         ctx.inflight = None;
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let site = ctx
-            .site
-            .and_then(|i| ctx.snap.sites().get(i))
-            .map_or("-", |s| s.label.as_str());
+        let site = ctx.site.as_deref().map_or("-", |s| s.label.as_str());
         let route = ctx.route().map_or("-", |r| r.path.as_str());
         let req = session.req_header();
         let upstream = match (&ctx.group, ctx.upstream_time) {
@@ -581,7 +569,7 @@ impl ProxyHttp for Vigie {
                 .zip(ctx.upstream_time)
                 .map(|(a, t)| (a.to_string(), t)),
             request_id: &ctx.request_id,
-            limit: ctx.limit,
+            limit: ctx.limit.as_str(),
             cache: cache_status.unwrap_or("-"),
         });
     }

@@ -1,5 +1,5 @@
-//! TLS for the HTTPS listeners: the rustls server configuration and the certificate table
-//! built from a configuration.
+//! TLS for the HTTPS listeners: the rustls server configuration. (The certificate table is
+//! compiled by `plan` and completed by `resources`.)
 //!
 //! Policy (SSL Labs A+ with HSTS from a header set): TLS 1.2 and 1.3 only (1.3 only when
 //! `min_version = "1.3"`), only forward-secret AEAD suites (rustls offers nothing else),
@@ -22,8 +22,8 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::ServerSessionMemoryCache;
 use rustls::{CipherSuite, ServerConfig};
 use vigie_acme::resolver::ACME_TLS_ALPN;
-use vigie_acme::{CertError, CertResolver, CertTable, LocalCa};
-use vigie_config::{Config, HostPattern, SiteTls, TlsVersion};
+use vigie_acme::CertResolver;
+use vigie_config::TlsVersion;
 
 /// The provider of the HTTPS listeners: aws-lc-rs, suites and key exchanges in vigie's order
 /// (see the module docs).
@@ -71,47 +71,4 @@ pub fn server_config(
     // a connection with one ticket.
     config.send_tls13_tickets = 1;
     Ok(Arc::new(config))
-}
-
-fn pattern_str(p: &HostPattern) -> String {
-    match p {
-        HostPattern::Exact(n) => n.clone(),
-        HostPattern::Wildcard(s) => format!("*.{s}"),
-    }
-}
-
-/// The certificates a configuration names: files are read, `internal` (and, until ACME has
-/// issued one, `acme`) names get a certificate from the local CA. The default certificate is
-/// `[tls] default_name`'s, else the first TLS site's.
-pub fn configured_table(config: &Config) -> Result<CertTable, CertError> {
-    let mut table = CertTable::default();
-    let mut ca: Option<LocalCa> = None;
-    for site in &config.sites {
-        let Some(tls) = &site.tls else { continue };
-        let names: Vec<String> = site.names.iter().map(pattern_str).collect();
-        let ck = match tls {
-            SiteTls::Files { cert, key } => vigie_acme::pem::load_files(cert, key)?,
-            SiteTls::Internal | SiteTls::Acme => {
-                if ca.is_none() {
-                    ca = Some(LocalCa::load_or_create(&config.server.state_dir)?);
-                }
-                match &ca {
-                    Some(ca) => ca.issue(&names)?.0,
-                    None => continue,
-                }
-            }
-        };
-        for name in &names {
-            table.insert(name, ck.clone());
-        }
-        if table.default.is_none() {
-            table.default = Some(ck.clone());
-        }
-    }
-    if let Some(name) = &config.tls.default_name {
-        if let Some(ck) = table.lookup(name) {
-            table.default = Some(ck.clone());
-        }
-    }
-    Ok(table)
 }

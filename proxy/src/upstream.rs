@@ -1,8 +1,9 @@
 //! Upstream groups: servers, selection algorithms, active health and passive failure state.
 //!
-//! A group is built once per configuration and shared (`Arc`) by every snapshot whose
-//! definition of that group is unchanged, so health state, in-flight counts and round-robin
-//! position survive a reload. Selection and health come from pingora-load-balancing; least
+//! A group is built at acquisition (`resources`, never in `vigie check`: names are resolved
+//! there) and shared (`Arc`) by every snapshot whose definition of that group and resolved
+//! addresses are unchanged, so health state, in-flight counts and round-robin position survive
+//! a reload. Selection and health come from pingora-load-balancing; least
 //! connections and random-two-choices are layered on its backend set and health registry.
 //!
 //! Invariants: a group always has at least one server; in-flight counters are only changed
@@ -117,7 +118,9 @@ fn resolve(group: &str, addr: &ServerAddr) -> Result<Vec<SocketAddr>, UpstreamEr
     }
 }
 
-fn backends_of(cfg: &Upstream) -> Result<Vec<Backend>, UpstreamError> {
+/// The servers of a group, names resolved (blocking DNS, at acquisition only: never in
+/// `vigie check`), duplicates dropped, in configuration order.
+pub fn resolve_backends(cfg: &Upstream) -> Result<Vec<Backend>, UpstreamError> {
     let mut out: Vec<Backend> = Vec::new();
     for server in &cfg.servers {
         for addr in resolve(&cfg.name, &server.addr)? {
@@ -183,9 +186,9 @@ fn health_check(cfg: &Upstream) -> Result<Option<HttpHealthCheck>, UpstreamError
 }
 
 impl UpstreamGroup {
-    /// Build a group: resolve server names, build the selector, attach the health check.
-    pub fn build(cfg: &Upstream) -> Result<Self, UpstreamError> {
-        let backends = backends_of(cfg)?;
+    /// Build a group over `backends` (from [`resolve_backends`]): the selector and the
+    /// health check.
+    pub fn new(cfg: &Upstream, backends: Vec<Backend>) -> Result<Self, UpstreamError> {
         let hc = health_check(cfg)?;
         let selector = match cfg.balance {
             Balance::Hash(_) => {
@@ -244,6 +247,16 @@ impl UpstreamGroup {
             Selector::RoundRobin(lb) => lb.backends(),
             Selector::Hash(lb) => lb.backends(),
         }
+    }
+
+    /// Whether `backends` are this group's servers (same addresses, order and weights): part
+    /// of a group's identity on reload.
+    pub fn same_backends(&self, backends: &[Backend]) -> bool {
+        backends.len() == self.order.len()
+            && backends.iter().zip(&self.order).all(|(b, addr)| {
+                b.as_inet() == Some(addr)
+                    && self.servers.get(addr).map(|s| s.weight) == Some(b.weight.max(1))
+            })
     }
 
     fn now_ms(&self) -> u64 {

@@ -1,8 +1,8 @@
 //! Custom pages for vigie's own error responses (`error_pages`), ready to send.
 //!
-//! A snapshot holds one [`ErrorPages`] for the top level and one per site (the site's pages
-//! over the top-level ones), built once from the validated configuration: page bodies are in
-//! memory, nothing is read on the request path.
+//! A plan holds one [`ErrorPages`] for the top level and one per site (the site's pages
+//! over the top-level ones), compiled once (`plan::pages`): page bodies are in memory, nothing
+//! is read on the request path.
 //!
 //! Which pages apply travels with the request: [`attach`] puts the top-level pages on the
 //! request header's extensions in `early_request_filter`, and the site's once the site is
@@ -10,48 +10,11 @@
 //! (no route, body too large, rate limited, upstream failures...); `respond` routes and
 //! responses from upstreams are sent as they are, and the status code is always kept.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use pingora::proxy::Session;
 
-/// Error pages by status code.
-#[derive(Debug, Default)]
-pub struct ErrorPages {
-    pages: HashMap<u16, Page>,
-}
-
-/// One page: body and content type.
-#[derive(Debug, Clone)]
-pub struct Page {
-    /// The body sent.
-    pub body: Bytes,
-    /// Its content type.
-    pub content_type: String,
-}
-
-impl ErrorPages {
-    /// Pages from a validated configuration's `error_pages`.
-    pub fn build(config: &vigie_config::ErrorPages) -> Arc<ErrorPages> {
-        let pages = config
-            .iter()
-            .map(|(status, page)| {
-                let page = Page {
-                    body: Bytes::from(page.body.clone()),
-                    content_type: page.content_type.clone(),
-                };
-                (*status, page)
-            })
-            .collect();
-        Arc::new(ErrorPages { pages })
-    }
-
-    /// The page for `status`, if one is configured.
-    pub fn get(&self, status: u16) -> Option<&Page> {
-        self.pages.get(&status)
-    }
-}
+use crate::plan::pages::{ErrorPages, Page};
 
 /// Make `pages` the ones used for this request's error responses (replacing any attached
 /// before).

@@ -1,46 +1,75 @@
 //! The per-client rate limit of a route (nginx `limit_req`), run in `request_filter` after
 //! routing and before the route answers or proxies. ACME validation requests never get here.
 //!
-//! Returns the decision's label for the access log (`-`, `passed`, `delayed`, `rejected`) and
-//! whether the request was answered: refused requests get 429 by default (or the zone's 503),
-//! with `Retry-After`, `RateLimit-Policy` and `RateLimit` (IETF draft structured fields) and a
+//! Returns the [`Outcome`] (its [`Outcome::as_str`] is the access log's label); a
+//! [`Outcome::Rejected`] request was answered: 429 by default (or the zone's 503), with
+//! `Retry-After`, `RateLimit-Policy` and `RateLimit` (IETF draft structured fields) and a
 //! one-line body. A delayed request sleeps here, then goes on.
 
 use std::net::IpAddr;
 
 use pingora::proxy::Session;
 use pingora::Result;
-use vigie_config::Route;
 
 use crate::limits::Decision;
-use crate::snapshot::Snapshot;
+use crate::plan::RoutePlan;
+
+/// What the route's limit did to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The route has no limit (or the client address is unknown).
+    Off,
+    /// The client is exempt from the zone.
+    Exempt,
+    /// Within the rate.
+    Passed,
+    /// Over the rate, within the burst: delayed, then passed.
+    Delayed,
+    /// Refused and answered.
+    Rejected,
+}
+
+impl Outcome {
+    /// The access log's label: `-`, `exempt`, `passed`, `delayed` or `rejected`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Off => "-",
+            Outcome::Exempt => "exempt",
+            Outcome::Passed => "passed",
+            Outcome::Delayed => "delayed",
+            Outcome::Rejected => "rejected",
+        }
+    }
+
+    /// Whether the request was answered (refused) here.
+    pub fn answered(self) -> bool {
+        self == Outcome::Rejected
+    }
+}
 
 /// Apply the route's zone to `client` (see the module docs).
 pub async fn apply(
     session: &mut Session,
-    snap: &Snapshot,
-    route: &Route,
+    route: &RoutePlan,
     client: Option<IpAddr>,
-) -> Result<(&'static str, bool)> {
-    let (Some(name), Some(ip)) = (&route.limit, client) else {
-        return Ok(("-", false));
-    };
-    let Some(zone) = snap.limits.get(name) else {
-        return Ok(("-", false));
+) -> Result<Outcome> {
+    let (Some(zone), Some(ip)) = (&route.limit, client) else {
+        return Ok(Outcome::Off);
     };
     if zone.exempt(ip) {
-        return Ok(("exempt", false));
+        return Ok(Outcome::Exempt);
     }
     match zone.check(ip) {
-        Decision::Allow => Ok(("passed", false)),
+        Decision::Allow => Ok(Outcome::Passed),
         Decision::Delay(wait) => {
             tokio::time::sleep(wait).await;
-            Ok(("delayed", false))
+            Ok(Outcome::Delayed)
         }
         Decision::Reject(wait) => {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let secs = secs.max(1).to_string();
             let (q, w) = zone.policy();
+            let name = &zone.config.name;
             let policy = format!("\"{name}\";q={q};w={w}");
             let state = format!("\"{name}\";r=0;t={secs}");
             let status = zone.config.status;
@@ -57,7 +86,7 @@ pub async fn apply(
                 Some(&route.response_headers),
             )
             .await?;
-            Ok(("rejected", true))
+            Ok(Outcome::Rejected)
         }
     }
 }

@@ -15,12 +15,12 @@ use pingora::Result;
 use vigie_config::{HeaderOps, TrailingSlash};
 
 use super::{forwarded, respond};
-use crate::snapshot::SiteRuntime;
+use crate::plan::SitePlan;
 
 /// Redirect to the canonical name when `host` has one in `site`. `Ok(true)`: answered.
 pub async fn redirect(
     session: &mut Session,
-    site: &SiteRuntime,
+    site: &SitePlan,
     host: &str,
     https_port: Option<u16>,
 ) -> Result<bool> {
