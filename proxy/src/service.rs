@@ -389,6 +389,7 @@ impl ProxyHttp for Vigie {
         req: &mut pingora::http::RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        filters::framing::one_content_length(req)?;
         forwarded::set(
             session,
             req,

@@ -10,6 +10,7 @@ pub mod client_ip;
 pub mod compress;
 pub mod error_pages;
 pub mod forwarded;
+pub mod framing;
 pub mod limit;
 pub mod oversize;
 pub mod range;
