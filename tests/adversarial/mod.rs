@@ -1,4 +1,6 @@
 //! The adversarial suite: vigie attacked the way the internet will, nginx beside it.
 
+mod cache_poisoning;
+mod paths;
 mod smuggling;
 mod smuggling_cases;

@@ -17,6 +17,7 @@ pub mod range;
 pub mod request_id;
 pub mod respond;
 pub mod static_files;
+pub mod traversal;
 pub mod www;
 
 use bytes::Bytes;
