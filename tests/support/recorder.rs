@@ -194,8 +194,6 @@ async fn serve(conn: u64, stream: TcpStream, st: Arc<State>) {
         let head_len = match req.parse(&c.buf) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => {
-                // httparse borrows the buffer: drop the parse before reading more.
-                drop(req);
                 if c.more().await {
                     continue;
                 }
