@@ -4,3 +4,4 @@ mod cache_poisoning;
 mod paths;
 mod smuggling;
 mod smuggling_cases;
+mod smuggling_cases_more;
