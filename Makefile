@@ -2,11 +2,12 @@
 # Each first installs the system packages it needs when they are missing (Debian/Ubuntu).
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := cmake pebble curl openssl systemd
+APT_PACKAGES := cmake pebble curl openssl systemd nginx
 
 .PHONY: demo test deps check lint
 
-## Install what the build and the tests need (cmake for pingora's zlib-ng; Pebble for ACME tests).
+## Install what the build and the tests need (cmake for pingora's zlib-ng; Pebble for ACME tests;
+## nginx, run beside vigie by the adversarial suite).
 deps:
 	@missing=""; \
 	command -v cmake >/dev/null 2>&1 || missing="$$missing cmake"; \
@@ -14,6 +15,7 @@ deps:
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && \

@@ -191,7 +191,9 @@ impl Vigie {
         if www::trailing_slash(session, site.trailing_slash).await? {
             return Ok(true);
         }
-        let Some(path) = normalize_path(session.req_header().uri.path()) else {
+        let raw_path = session.req_header().uri.path();
+        let climbs = filters::traversal::climbs_above_root(raw_path);
+        let Some(path) = normalize_path(raw_path).filter(|_| !climbs) else {
             filters::send_error(session, 400, "invalid path", None).await?;
             return Ok(true);
         };
@@ -380,6 +382,7 @@ impl ProxyHttp for Vigie {
         req: &mut pingora::http::RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        filters::framing::one_content_length(req)?;
         forwarded::set(
             session,
             req,

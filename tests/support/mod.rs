@@ -4,8 +4,11 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod adversary;
+pub mod nginx;
 pub mod origin;
 pub mod pebble;
+pub mod recorder;
 pub mod tls;
 pub mod vigie;
 

@@ -10,12 +10,14 @@ pub mod client_ip;
 pub mod compress;
 pub mod error_pages;
 pub mod forwarded;
+pub mod framing;
 pub mod limit;
 pub mod oversize;
 pub mod range;
 pub mod request_id;
 pub mod respond;
 pub mod static_files;
+pub mod traversal;
 pub mod www;
 
 use bytes::Bytes;
