@@ -113,7 +113,7 @@ fn init_tracing(level: &str, json: bool) {
 }
 
 fn check(source: &Source) -> ExitCode {
-    match reload::load(source, None) {
+    match reload::check(source) {
         Ok(snap) => {
             for w in &snap.config.warnings {
                 eprintln!(

@@ -84,10 +84,25 @@ pub fn read(source: &Source) -> Result<Config, ConfigErrors> {
 /// Read, validate and build a snapshot, reusing `previous`'s unchanged parts.
 pub fn load(source: &Source, previous: Option<&Snapshot>) -> Result<Snapshot, LoadError> {
     let config = read(source)?;
-    Snapshot::build(config, previous).map_err(|source_err| LoadError::Build {
-        origin: source.name(),
-        source: source_err,
-    })
+    Snapshot::build(config, previous).map_err(|e| build_error(source, e))
+}
+
+/// What `vigie check` runs: [`load`] without opening anything (see [`Snapshot::check`]).
+pub fn check(source: &Source) -> Result<Snapshot, LoadError> {
+    let config = read(source)?;
+    Snapshot::check(config).map_err(|e| build_error(source, e))
+}
+
+/// A build error; those with a position in the file (cache directories) read like the
+/// file's other errors, `FILE:LINE:COL: ...`.
+fn build_error(source: &Source, e: BuildError) -> LoadError {
+    match e {
+        BuildError::Cache(zones) => LoadError::Config(zones.in_file(&source.name())),
+        other => LoadError::Build {
+            origin: source.name(),
+            source: other,
+        },
+    }
 }
 
 /// Reload into `snapshots`: swap on success, keep the running snapshot on failure.

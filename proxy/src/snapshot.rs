@@ -78,14 +78,28 @@ pub enum BuildError {
     /// A certificate or key could not be loaded or issued.
     #[error(transparent)]
     Cert(#[from] CertError),
-    /// A cache zone's disk directory could not be used.
+    /// Cache zones whose disk directory cannot be used (each with its position).
     #[error(transparent)]
-    Cache(#[from] crate::cache::ZoneError),
+    Cache(#[from] crate::cache::ZoneErrors),
 }
 
 impl Snapshot {
     /// Build a snapshot, reusing `previous`'s upstream groups whose definition is unchanged.
     pub fn build(config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, BuildError> {
+        Self::assemble(config, previous, true)
+    }
+
+    /// What `vigie check` builds: everything [`Snapshot::build`] checks, but cache zones are
+    /// only checked, not opened (no directory created, marked or cleaned), so it has none.
+    pub fn check(config: Config) -> Result<Snapshot, BuildError> {
+        Self::assemble(config, None, false)
+    }
+
+    fn assemble(
+        config: Config,
+        previous: Option<&Snapshot>,
+        open_caches: bool,
+    ) -> Result<Snapshot, BuildError> {
         let mut upstreams = BTreeMap::new();
         for (name, cfg) in &config.upstreams {
             let kept = previous
@@ -134,7 +148,11 @@ impl Snapshot {
             .values()
             .filter_map(|z| z.max_connections)
             .min();
-        let caches = crate::cache::build_zones(&config.caches, previous.map(|p| &p.caches))?;
+        crate::cache::check(&config)?;
+        let caches = match open_caches {
+            true => crate::cache::acquire(&config.caches, previous.map(|p| &p.caches))?,
+            false => HashMap::new(),
+        };
         Ok(Snapshot {
             caches,
             error_pages: ErrorPages::build(&config.error_pages),
