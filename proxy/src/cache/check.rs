@@ -327,7 +327,8 @@ mod tests {
         std::fs::write(&file, "").unwrap();
         let shared = tmp.path().join("shared");
         let d = |p: &Path| p.display().to_string();
-        let cases: Vec<(Vec<(&str, PathBuf)>, Vec<String>)> = vec![
+        type Case<'a> = (Vec<(&'a str, PathBuf)>, Vec<String>);
+        let cases: Vec<Case> = vec![
             (
                 vec![("a", foreign.clone())],
                 vec![format!(
