@@ -138,8 +138,7 @@ fn config_and_snapshot(c: &mut Criterion, text: &str, config: &Config, first: &S
     let mut g = group(c, "snapshot");
     // A cold build takes milliseconds: 3 s lets criterion take its 20 samples.
     g.measurement_time(Duration::from_secs(3));
-    // Each cold build opens its cache zone afresh, and a zone's parts live for the process
-    // (pingora wants them `'static`): a longer run only grows the bench's memory.
+    // Each cold build opens its cache zone afresh (freed with the snapshot it belongs to).
     g.bench_function("compile", |b| {
         b.iter_batched(
             || config.clone(),

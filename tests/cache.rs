@@ -2,6 +2,8 @@
 //! caching rules, variants, revalidation, the cache lock, stale serving, purge, bounds, the
 //! disk tier across a restart, and keys that cannot be poisoned.
 
+mod dirs;
+
 use std::io::Read;
 use std::process::Command;
 use std::time::Duration;

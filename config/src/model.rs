@@ -53,6 +53,16 @@ pub struct Warning {
     pub message: String,
 }
 
+/// A 1-based line and column in the configuration file, kept in the model for checks made
+/// after validation (they report where the key they concern is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Position {
+    /// 1-based line, 0 when unknown.
+    pub line: usize,
+    /// 1-based column (in characters), 0 when unknown.
+    pub col: usize,
+}
+
 /// `[server]`: listeners and process settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Server {
@@ -206,6 +216,9 @@ pub struct CacheZone {
     pub memory: u64,
     /// Optional disk tier: directory and bound in bytes.
     pub disk: Option<(PathBuf, u64)>,
+    /// Where the `disk` key is in the file (0:0 without one): the directory is checked
+    /// against the file system by the proxy, whose errors point there.
+    pub disk_at: Position,
     /// Largest response body stored, in bytes; bigger ones pass uncached. Default: an eighth
     /// of the smallest tier bound.
     pub max_object: u64,

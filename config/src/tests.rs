@@ -1043,6 +1043,7 @@ names = ["example.com"]
     let z = &c.caches["c"];
     assert_eq!((z.max_object, z.lock_timeout.as_secs()), (65536, 2));
     assert_eq!(z.disk, Some(("/tmp/c".into(), 10 << 20)));
+    assert_eq!((z.disk_at.line, z.disk_at.col), (4, 1));
     let rc = c.sites[0].routes[0].cache.as_ref().unwrap();
     assert_eq!(
         rc.valid,

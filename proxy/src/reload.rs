@@ -95,22 +95,27 @@ pub struct Checked {
 
 /// Read, validate and compile: `vigie check`. Writes, creates, resolves and connects nothing.
 pub fn check(source: &Source) -> Result<Checked, LoadError> {
-    let build_err = |e: BuildError| LoadError::Build {
-        origin: source.name(),
-        source: e,
-    };
-    let plan = Plan::compile(read(source)?).map_err(|e| build_err(e.into()))?;
-    let notes = crate::resources::preview(&plan).map_err(|e| build_err(e.into()))?;
+    let plan = Plan::compile(read(source)?).map_err(|e| build_error(source, e.into()))?;
+    let notes = crate::resources::preview(&plan).map_err(|e| build_error(source, e))?;
     Ok(Checked { plan, notes })
 }
 
 /// Read, validate, compile and acquire a snapshot, reusing `previous`'s unchanged resources.
 pub fn load(source: &Source, previous: Option<&Snapshot>) -> Result<Snapshot, LoadError> {
     let config = read(source)?;
-    Snapshot::build(config, previous).map_err(|source_err| LoadError::Build {
-        origin: source.name(),
-        source: source_err,
-    })
+    Snapshot::build(config, previous).map_err(|e| build_error(source, e))
+}
+
+/// A build error; those with a position in the file (cache directories) read like the
+/// file's other errors, `FILE:LINE:COL: ...`.
+fn build_error(source: &Source, e: BuildError) -> LoadError {
+    match e {
+        BuildError::Cache(zones) => LoadError::Config(zones.in_file(&source.name())),
+        other => LoadError::Build {
+            origin: source.name(),
+            source: other,
+        },
+    }
 }
 
 /// Reload into `snapshots`: swap on success, keep the running snapshot on failure.

@@ -6,7 +6,8 @@
 //! - upstream group: its definition and its resolved addresses (names are resolved here, on
 //!   every load), so health, in-flight counts and rotation survive a reload;
 //! - rate-limit zone: its definition (`limits::build_zones`), so counters survive;
-//! - cache zone: name, directory and bounds (`cache::build_zones`), entries kept;
+//! - cache zone: name, directory and bounds (`cache::acquire`), entries kept;
+//!   its directory rules are checked by `cache::check`, in `vigie check` too;
 //! - local CA: its directory (`STATE/ca`), loaded or created once; leaf certificates are
 //!   issued on every load.
 //!
@@ -38,9 +39,9 @@ pub enum BuildError {
     /// A certificate or key could not be loaded or issued.
     #[error(transparent)]
     Cert(#[from] CertError),
-    /// A cache zone's disk directory could not be used.
+    /// Cache zones whose disk directory cannot be used (each with its position).
     #[error(transparent)]
-    Cache(#[from] crate::cache::ZoneError),
+    Cache(#[from] crate::cache::ZoneErrors),
 }
 
 /// Acquire what `plan` names, reusing `previous`'s unchanged resources, and bind the plan
@@ -52,7 +53,8 @@ pub(crate) fn acquire(
     let config = &plan.config;
     let upstreams = upstream_groups(config, previous)?;
     let limits = crate::limits::build_zones(&config.limits, previous.map(|p| &p.limits));
-    let caches = crate::cache::build_zones(&config.caches, previous.map(|p| &p.caches))?;
+    crate::cache::check(config)?;
+    let caches = crate::cache::acquire(&config.caches, previous.map(|p| &p.caches))?;
     let local_ca = if plan.certs.needs_local_ca() {
         Some(local_ca(&config.server.state_dir, previous)?)
     } else {
@@ -132,7 +134,8 @@ fn cert_table(plan: &CertPlan, ca: Option<&LocalCa>) -> Result<CertTable, CertEr
 /// What acquiring `plan` would do that `vigie check` does not verify, one note a line: the
 /// local CA to be created, server names to be resolved. Reads only: an existing local CA is
 /// loaded (an unreadable or corrupt one is an error, as it would be at start).
-pub(crate) fn preview(plan: &Plan<Compiled>) -> Result<Vec<String>, CertError> {
+pub(crate) fn preview(plan: &Plan<Compiled>) -> Result<Vec<String>, BuildError> {
+    crate::cache::check(&plan.config)?;
     let mut notes = Vec::new();
     let state_dir = &plan.config.server.state_dir;
     if plan.certs.needs_local_ca() && LocalCa::load(state_dir)?.is_none() {

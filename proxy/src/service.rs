@@ -452,7 +452,7 @@ impl ProxyHttp for Vigie {
     /// The cache key: scheme, routed host, path and query, and the route's key parts.
     fn cache_key_callback(&self, session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
         match (ctx.cache(), ctx.host.as_deref()) {
-            (Some((rc, _)), Some(host)) => Ok(cache::key(session, host, rc)),
+            (Some((rc, zone)), Some(host)) => Ok(cache::key(session, host, rc, zone)),
             _ => Error::e_explain(ErrorType::InternalError, "cache on a request without route"),
         }
     }

@@ -7,7 +7,8 @@ use http::HeaderName;
 use toml::Spanned;
 
 use super::{parse_duration, Refs, Validator};
-use crate::model::{CacheZone, RequestPart, RouteCache};
+use crate::error::line_col;
+use crate::model::{CacheZone, Position, RequestPart, RouteCache};
 use crate::raw::{HeaderFlag, RawCache, RawRouteCache, Str, StrOr};
 
 /// Default cache-lock wait: how long concurrent misses wait for the one fetching.
@@ -32,6 +33,10 @@ impl Validator<'_> {
 
     fn cache_zone(&mut self, name: &str, z: &RawCache) -> CacheZone {
         let memory = self.nonzero_size(&z.memory, "memory").unwrap_or(0);
+        let disk_at = z.disk.as_ref().map_or_else(Position::default, |d| {
+            let (line, col) = line_col(self.text, self.key_at(d.span().start));
+            Position { line, col }
+        });
         let disk = match (&z.disk, &z.disk_size) {
             (Some(dir), Some(size)) => {
                 let dir = self.path(dir, "disk");
@@ -78,6 +83,7 @@ impl Validator<'_> {
             name: name.to_owned(),
             memory,
             disk,
+            disk_at,
             max_object,
             lock_timeout,
         }

@@ -1,38 +1,42 @@
-//! Cache zones on pingora-cache: storage, eviction bounds and the cache lock of each
-//! `[cache.NAME]`.
+//! Cache zones on pingora-cache: the entries, bounds and cache lock of each `[cache.NAME]`.
 //!
-//! pingora wants its storage, eviction manager and lock as `&'static` references, so each
-//! zone's parts are allocated once and live for the process. A reload keeps a zone whose
-//! tiers are unchanged (same disk directory) with its entries, and only moves its bounds;
-//! a zone whose disk directory changed is opened afresh.
+//! Two steps, both run by `run` and every reload, the first alone by `vigie check`:
+//! - [`check`]: the pure check of the zones of a config (where their disk directories are,
+//!   whether vigie owns them); it reads directory listings and writes nothing;
+//! - [`acquire`]: open the zones. A zone of the previous snapshot with the same name, disk
+//!   directory, bounds and lock timeout is kept as it is; with other bounds or lock timeout
+//!   it keeps its entries (the store) under the new settings; a disk zone renamed over the
+//!   same directory keeps its entries too. Any other zone is opened afresh, and a zone no
+//!   snapshot keeps is freed once the last request using it ends.
+//!
+//! Layout: [`codec`] (an entry and its file form), [`memory`] and [`disk`] (the tiers),
+//! [`store`] (the tiers together, and their bounds), [`storage`] (pingora's traits, which
+//! reach a zone through the cache key), [`check`] (which directories a zone may use).
 
-pub mod storage;
+mod check;
+mod codec;
+mod disk;
+mod memory;
+mod storage;
+mod store;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use pingora::cache::eviction::EvictionManager;
-use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora::cache::lock::CacheLock;
+use pingora::cache::{CacheKey, HttpCache};
 use vigie_config::CacheZone;
 
-use self::storage::{ZoneLru, ZoneStorage};
-
-/// Expected entries per LRU shard (preallocation only).
-const SHARD_CAPACITY: usize = 1024;
+pub use self::check::{check, ZoneError, ZoneErrors};
+use self::storage::{Target, LOCK, STORAGE};
+use self::store::ZoneStore;
 
 /// A cache zone, ready for requests.
 pub struct Zone {
     /// The zone's settings.
     pub config: CacheZone,
-    /// Where entries live.
-    pub storage: &'static ZoneStorage,
-    /// The bound pingora enforces (memory without disk, else disk).
-    pub eviction: &'static ZoneLru,
-    /// Memory-tier bound when the zone has a disk tier.
-    memory_lru: Option<&'static ZoneLru>,
-    /// One fetch per key at a time; the others wait for it.
-    pub lock: &'static CacheKeyLockImpl,
+    /// Its store and lock, which each cache key of the zone carries.
+    target: Target,
 }
 
 impl std::fmt::Debug for Zone {
@@ -43,114 +47,104 @@ impl std::fmt::Debug for Zone {
     }
 }
 
-/// Why a zone could not be opened.
-#[derive(Debug, thiserror::Error)]
-#[error("cache zone \"{zone}\": cannot use disk directory {dir}: {source}")]
-pub struct ZoneError {
-    zone: String,
-    dir: String,
-    #[source]
-    source: std::io::Error,
-}
-
-fn lru(limit: u64) -> &'static ZoneLru {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    Box::leak(Box::new(ZoneLru::with_capacity(limit, SHARD_CAPACITY)))
-}
-
 impl Zone {
     fn open(config: &CacheZone) -> Result<Zone, ZoneError> {
-        let lock: &'static CacheKeyLockImpl =
-            Box::leak(Box::new(CacheLock::new(config.lock_timeout)));
-        let (storage, eviction, memory_lru) = match &config.disk {
-            None => (ZoneStorage::memory_only(), lru(config.memory), None),
-            Some((dir, size)) => {
-                let memory_lru = lru(config.memory);
-                let disk_lru = lru(*size);
-                let storage =
-                    ZoneStorage::with_disk(dir, memory_lru, disk_lru).map_err(|source| {
-                        ZoneError {
-                            zone: config.name.clone(),
-                            dir: dir.display().to_string(),
-                            source,
-                        }
-                    })?;
-                (storage, disk_lru, Some(memory_lru))
-            }
-        };
-        Ok(Zone {
-            config: config.clone(),
-            storage: Box::leak(Box::new(storage)),
-            eviction,
-            memory_lru,
-            lock,
-        })
+        let store = Arc::new(ZoneStore::open(config)?);
+        Ok(Zone::with_store(config, store))
     }
 
-    /// This zone with new bounds (same tiers): entries are kept.
-    fn resized(&self, config: &CacheZone) -> Zone {
-        let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-        match (&config.disk, self.memory_lru) {
-            (Some((_, disk)), Some(mem)) => {
-                mem.set_weight_limit(to_usize(config.memory));
-                self.eviction.set_weight_limit(to_usize(*disk));
-            }
-            _ => self.eviction.set_weight_limit(to_usize(config.memory)),
-        }
+    fn with_store(config: &CacheZone, store: Arc<ZoneStore>) -> Zone {
         Zone {
             config: config.clone(),
-            storage: self.storage,
-            eviction: self.eviction,
-            memory_lru: self.memory_lru,
-            lock: self.lock,
+            target: Target {
+                store,
+                lock: Arc::new(CacheLock::new(config.lock_timeout)),
+            },
         }
+    }
+
+    /// Turn the cache of a request on, on this zone (in `request_cache_filter`). Its key must
+    /// then come from [`Zone::tag`].
+    pub fn enable(&self, cache: &mut HttpCache) {
+        let mut overrides = pingora::cache::CacheOptionOverrides::default();
+        overrides.wait_timeout = Some(self.config.lock_timeout);
+        cache.enable(&STORAGE, None, None, Some(&LOCK), Some(overrides));
+        let max = usize::try_from(self.config.max_object).unwrap_or(usize::MAX);
+        cache.set_max_file_size_bytes(max);
+    }
+
+    /// Make `key` a key of this zone: pingora's calls for it reach this zone's store and lock.
+    pub fn tag(&self, key: &mut CacheKey) {
+        key.extensions.insert(self.target.clone());
     }
 
     /// Remove the entries for `url` (all its variants), or every URL under it when `prefix`.
     /// How many entries went.
     pub fn purge(&self, url: &str, prefix: bool) -> usize {
-        self.storage.purge_urls(url, prefix, self.eviction)
+        self.target.store.purge_urls(url, prefix)
     }
 
     /// (memory bytes, disk bytes, evictions so far).
     pub fn usage(&self) -> (u64, u64, u64) {
-        let c = &self.storage.counters;
-        (
-            c.memory_bytes.load(Ordering::Relaxed),
-            c.disk_bytes.load(Ordering::Relaxed),
-            c.evictions.load(Ordering::Relaxed),
-        )
+        self.target.store.usage()
     }
 
     /// Entries held: (memory, disk).
     pub fn entries(&self) -> (usize, usize) {
-        self.storage.entries()
-    }
-
-    /// Total weight pingora's bound tracks (for tests of the bound).
-    pub fn tracked_bytes(&self) -> usize {
-        self.eviction.total_size()
+        self.target.store.entries()
     }
 }
 
-/// Build the zones of a config. A zone of `previous` with the same name and the same disk
-/// directory (or none) is kept with its entries; bounds follow the new config.
-pub fn build_zones(
+fn same_disk_dir(a: &CacheZone, b: &CacheZone) -> bool {
+    a.disk.as_ref().map(|d| &d.0) == b.disk.as_ref().map(|d| &d.0)
+}
+
+/// Open the zones of `defs` for `run` or a reload, reusing those of `previous` as the module
+/// doc says. Every zone that cannot be opened is reported, and then the zones of `previous`
+/// are left exactly as they were (their bounds move only when the whole call succeeds).
+pub fn acquire(
     defs: &BTreeMap<String, CacheZone>,
     previous: Option<&HashMap<String, Arc<Zone>>>,
-) -> Result<HashMap<String, Arc<Zone>>, ZoneError> {
+) -> Result<HashMap<String, Arc<Zone>>, ZoneErrors> {
     let mut out = HashMap::new();
+    let mut errors = Vec::new();
+    let mut moved = Vec::new();
     for (name, cfg) in defs {
-        let kept = previous.and_then(|p| p.get(name)).filter(|z| {
-            z.config.disk.as_ref().map(|d| &d.0) == cfg.disk.as_ref().map(|d| &d.0)
-                && z.config.lock_timeout == cfg.lock_timeout
-        });
-        let zone = match kept {
+        let same_name = previous
+            .and_then(|p| p.get(name))
+            .filter(|z| same_disk_dir(&z.config, cfg));
+        let same_dir = || {
+            cfg.disk.as_ref()?;
+            previous?
+                .values()
+                .find(|z| same_disk_dir(&z.config, cfg))
+                .filter(|z| !defs.contains_key(&z.config.name))
+        };
+        let zone = match same_name.or_else(same_dir) {
             Some(z) if z.config == *cfg => z.clone(),
-            Some(z) => Arc::new(z.resized(cfg)),
-            None => Arc::new(Zone::open(cfg)?),
+            Some(z) => {
+                let mut kept = Zone::with_store(cfg, z.target.store.clone());
+                if z.config.lock_timeout == cfg.lock_timeout {
+                    kept.target.lock = z.target.lock.clone();
+                }
+                moved.push((z.target.store.clone(), cfg));
+                Arc::new(kept)
+            }
+            None => match Zone::open(cfg) {
+                Ok(z) => Arc::new(z),
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            },
         };
         out.insert(name.clone(), zone);
+    }
+    if !errors.is_empty() {
+        return Err(ZoneErrors(errors));
+    }
+    for (store, cfg) in moved {
+        store.set_bounds(cfg);
     }
     Ok(out)
 }

@@ -62,23 +62,16 @@ pub fn enable(session: &mut Session, rc: &RouteCache, zone: &Zone) -> Use {
     if authorized || rc.bypass.iter().any(|p| part_value(req, p).is_some()) {
         return Use::Bypass;
     }
-    let mut overrides = pingora::cache::CacheOptionOverrides::default();
-    overrides.wait_timeout = Some(zone.config.lock_timeout);
-    session.cache.enable(
-        zone.storage,
-        Some(zone.eviction),
-        None,
-        Some(zone.lock),
-        Some(overrides),
-    );
-    let max = usize::try_from(zone.config.max_object).unwrap_or(usize::MAX);
-    session.cache.set_max_file_size_bytes(max);
+    zone.enable(&mut session.cache);
     Use::On
 }
 
-/// In `cache_key_callback`: the key for this request on a route with `rc`.
-pub fn key(session: &Session, host: &str, rc: &RouteCache) -> CacheKey {
-    key_for(session.req_header(), forwarded::is_tls(session), host, rc)
+/// In `cache_key_callback`: the key for this request on a route with `rc`, tagged with the
+/// route's `zone` (pingora's storage calls for the key reach that zone).
+pub fn key(session: &Session, host: &str, rc: &RouteCache, zone: &Zone) -> CacheKey {
+    let mut key = key_for(session.req_header(), forwarded::is_tls(session), host, rc);
+    zone.tag(&mut key);
+    key
 }
 
 /// The key of [`key`], from the request header alone: `tls` says whether the request came
