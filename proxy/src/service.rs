@@ -164,7 +164,7 @@ impl Vigie {
             return Ok(true);
         }
         let Some(host) = filters::request_host(session) else {
-            filters::send_error(session, 400, "missing Host header", None).await?;
+            filters::send_error(session, 400, "missing or invalid Host header", None).await?;
             return Ok(true);
         };
         let Some(site) = snap.site_for(&host) else {

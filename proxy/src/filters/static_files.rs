@@ -125,13 +125,10 @@ pub async fn serve(
         Err(_) => return send_error(session, 404, "", Some(ops)).await,
     };
     if meta.is_dir() {
-        let uri_path = session.req_header().uri.path().to_string();
-        if !uri_path.ends_with('/') {
-            let mut location = format!("{uri_path}/");
-            if let Some(q) = session.req_header().uri.query() {
-                location.push('?');
-                location.push_str(q);
-            }
+        if !session.req_header().uri.path().ends_with('/') {
+            // From the normalised path: `//host/../dir` must not become `//host/../dir/`.
+            let path = format!("{}/", super::location::request_path(session));
+            let location = super::location::with_query(session, path);
             return super::respond::redirect(session, 301, &location, ops).await;
         }
         path.push(index);

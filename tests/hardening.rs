@@ -1,0 +1,172 @@
+//! Defects found by outside probes (issue 13): open redirects, unauthenticated admin
+//! endpoints, leaked upstream `Server` headers, HTTP/2 header limits, request ids on vigie's
+//! own answers, quick idle shutdown and the CLI's default configuration.
+
+use crate::support::{raw_get, Vigie};
+
+/// A site of each kind that builds a `Location`: a static route at `/` with a
+/// subdirectory, `trailing_slash` add and remove, `redirect_www`, a `redirect` route with
+/// `$request_uri`, and a TLS site (plain HTTP goes to HTTPS).
+fn redirect_sites(www: &str) -> String {
+    format!(
+        r#"
+[server]
+http = ["{{http}}"]
+https = ["{{https}}"]
+admin = "{{admin}}"
+state_dir = "{{state}}"
+
+[[sites]]
+names = ["static.test"]
+  [[sites.routes]]
+  path = "/"
+  static = {{ root = "{www}" }}
+
+[[sites]]
+names = ["slash.test"]
+trailing_slash = "add"
+  [[sites.routes]]
+  path = "/"
+  respond = {{ status = 200, body = "slash\n" }}
+
+[[sites]]
+names = ["noslash.test"]
+trailing_slash = "remove"
+  [[sites.routes]]
+  path = "/"
+  respond = {{ status = 200, body = "noslash\n" }}
+
+[[sites]]
+names = ["apex.test", "www.apex.test"]
+redirect_www = "to_apex"
+  [[sites.routes]]
+  path = "/"
+  respond = {{ status = 200, body = "apex\n" }}
+
+[[sites]]
+names = ["moved.test"]
+  [[sites.routes]]
+  path = "/"
+  redirect = {{ to = "$request_uri", status = 302 }}
+
+[[sites]]
+names = ["*.wild.test"]
+  [[sites.routes]]
+  path = "/"
+  redirect = {{ to = "https://$host$request_uri" }}
+
+[[sites]]
+names = ["secure.test"]
+tls = "internal"
+  [[sites.routes]]
+  path = "/"
+  respond = {{ status = 200, body = "secure\n" }}
+"#
+    )
+}
+
+/// The `Location` of a raw response, if any.
+fn location(text: &str) -> Option<String> {
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("location")
+            .then(|| value.trim().to_string())
+    })
+}
+
+/// Panics when `loc` could be read by a browser as another host than `host`.
+fn assert_same_host(loc: &str, host: &str, what: &str) {
+    assert!(!loc.contains('\\'), "{what}: backslash in {loc:?}");
+    match loc.split_once("://") {
+        Some((scheme, rest)) => {
+            assert!(scheme == "http" || scheme == "https", "{what}: {loc:?}");
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            let name = authority.rsplit_once(':').map_or(authority, |(n, _)| n);
+            assert_eq!(name, host, "{what}: {loc:?} names another host");
+        }
+        None => {
+            assert!(loc.starts_with('/'), "{what}: {loc:?}");
+            assert!(!loc.starts_with("//"), "{what}: network path {loc:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_redirect_points_to_another_host() {
+    let www = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(www.path().join("a")).unwrap();
+    std::fs::write(www.path().join("a/index.html"), "a\n").unwrap();
+    let v = Vigie::start(&redirect_sites(&www.path().display().to_string())).await;
+    let evil = [
+        "//evil.example/../a",
+        "/\\evil.example/../a",
+        "//evil.example/%2e%2e/a",
+        "///evil.example/../a",
+        "/\\/evil.example/../a",
+        "//evil.example/",
+        "/\\evil.example/",
+        "//evil.example",
+        "/\\evil.example",
+    ];
+    let mut redirects = 0;
+    for host in [
+        "static.test",
+        "slash.test",
+        "noslash.test",
+        "www.apex.test",
+        "moved.test",
+        "secure.test",
+    ] {
+        let target = if host == "www.apex.test" {
+            "apex.test"
+        } else {
+            host
+        };
+        for path in evil {
+            let (status, text) = raw_get(&v.http, host, path).await;
+            let what = format!("{host} {path} ({status})");
+            if let Some(loc) = location(&text) {
+                redirects += 1;
+                assert_same_host(&loc, target, &what);
+            }
+        }
+    }
+    // The sites above do redirect these requests (to a safe place): the test saw them.
+    assert!(redirects >= 30, "only {redirects} redirects");
+    // The normalised path is what the static directory redirect and trailing slashes keep.
+    let (status, text) = raw_get(&v.http, "static.test", "//evil.example/../a").await;
+    assert_eq!(status, 301, "{text}");
+    assert_eq!(location(&text).as_deref(), Some("/a/"));
+    let (_, text) = raw_get(&v.http, "slash.test", "//evil.example/../a?x=1").await;
+    assert_eq!(location(&text).as_deref(), Some("/a/?x=1"));
+    let (_, text) = raw_get(&v.http, "noslash.test", "/\\evil.example/").await;
+    assert_eq!(location(&text).as_deref(), Some("/%5Cevil.example"));
+    let (_, text) = raw_get(&v.http, "noslash.test", "//evil.example/").await;
+    assert_eq!(location(&text).as_deref(), Some("/evil.example"));
+    // The ordinary cases keep working.
+    let (_, text) = raw_get(&v.http, "static.test", "/a").await;
+    assert_eq!(location(&text).as_deref(), Some("/a/"));
+    let (_, text) = raw_get(&v.http, "moved.test", "/x/y?z=1").await;
+    assert_eq!(location(&text).as_deref(), Some("/x/y?z=1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_header_that_is_not_a_name_is_refused() {
+    let www = tempfile::tempdir().unwrap();
+    let v = Vigie::start(&redirect_sites(&www.path().display().to_string())).await;
+    for host in [
+        "evil.example/x.wild.test",
+        "evil.example\\.wild.test",
+        "evil.example?.wild.test",
+        "evil.example#.wild.test",
+        "user@evil.example.wild.test",
+    ] {
+        let (status, text) = raw_get(&v.http, host, "/").await;
+        assert_eq!(status, 400, "{host}: {text}");
+        assert!(location(&text).is_none(), "{host}: {text}");
+    }
+    let (status, text) = raw_get(&v.http, "a.wild.test", "/p").await;
+    assert_eq!(status, 301, "{text}");
+    assert_eq!(location(&text).as_deref(), Some("https://a.wild.test/p"));
+}
