@@ -170,3 +170,91 @@ async fn a_host_header_that_is_not_a_name_is_refused() {
     assert_eq!(status, 301, "{text}");
     assert_eq!(location(&text).as_deref(), Some("https://a.wild.test/p"));
 }
+
+const TOKEN: &str = "hardening-admin-token-0123456789";
+
+fn admin_site(token: Option<&str>) -> String {
+    let token = token.map_or(String::new(), |t| format!("admin_token = \"{t}\"\n"));
+    format!(
+        r#"
+[server]
+http = ["{{http}}"]
+admin = "{{admin}}"
+state_dir = "{{state}}"
+{token}
+[[sites]]
+names = ["example.com"]
+  [[sites.routes]]
+  path = "/"
+  respond = {{ status = 200, body = "ok\n" }}
+"#
+    )
+}
+
+/// `vigie ARGS -c CONFIG` against `v`: exit success, stdout and stderr.
+fn cli(v: &Vigie, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(crate::support::vigie::bin())
+        .args(args)
+        .arg("-c")
+        .arg(&v.config)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_changing_admin_endpoints_need_the_token() {
+    let c = crate::support::client();
+    let post = |v: &Vigie, path: &str, auth: Option<&str>| {
+        let mut r = c.post(format!("http://{}{path}", v.admin)).body("");
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    // No token configured: every POST is refused, saying why; GETs stay open.
+    let v = Vigie::start(&admin_site(None)).await;
+    for path in ["/certs/renew", "/certs/dry-run", "/cache/purge"] {
+        let r = post(&v, path, Some(&format!("Bearer {TOKEN}")))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+        assert!(r.text().await.unwrap().contains("admin_token"), "{path}");
+    }
+    for path in ["/certs", "/healthz", "/metrics"] {
+        let r = c.get(format!("http://{}{path}", v.admin)).send().await;
+        assert_eq!(r.unwrap().status(), 200, "{path}");
+    }
+    let (ok, text) = cli(&v, &["cert", "renew", "example.com"]);
+    assert!(!ok && text.contains("needs [server] admin_token"), "{text}");
+    drop(v);
+
+    // With a token: missing or wrong is 401, the right one gets through.
+    let v = Vigie::start(&admin_site(Some(TOKEN))).await;
+    let wrong = format!("Bearer {}x", &TOKEN[..TOKEN.len() - 1]);
+    for path in ["/certs/renew", "/certs/dry-run", "/cache/purge"] {
+        for auth in [None, Some("Bearer "), Some(wrong.as_str()), Some(TOKEN)] {
+            let r = post(&v, path, auth).await.unwrap();
+            assert_eq!(r.status(), 401, "{path} {auth:?}");
+        }
+        let r = post(&v, path, Some(&format!("Bearer {TOKEN}")))
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        // Past the check: no ACME site (409), or a purge without a URL (400).
+        assert!(status == 409 || status == 400, "{path}: {status}");
+    }
+    // The CLI sends the token from the configuration, and encodes what it puts in the query.
+    let (ok, text) = cli(&v, &["cert", "renew", "a b&force=1"]);
+    assert!(!ok && text.contains("no site uses tls"), "{text}");
+    let (ok, text) = cli(&v, &["cert", "issue", "--dry-run", "--directory", "x&y"]);
+    assert!(!ok && text.contains("no site uses tls"), "{text}");
+    let (ok, text) = cli(&v, &["cache", "purge", "https://example.com/a?b=1&c"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("purged 0"), "{text}");
+}

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 /// spend a fifth of vigie's CPU (see benches/RESULTS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use vigie::admin::encode_query_value;
 use vigie::reload::{self, Source};
 
 /// vigie: an edge proxy that replaces nginx + certbot + cron.
@@ -211,17 +212,37 @@ fn admin_of(
     Ok((config, admin))
 }
 
+/// The configured `[server] admin_token` for a state-changing `command`; `Err` (printed)
+/// when there is none.
+fn token_for<'a>(config: &'a vigie_config::Config, command: &str) -> Result<&'a str, ExitCode> {
+    config.server.admin_token.as_deref().ok_or_else(|| {
+        eprintln!("vigie: `vigie {command}` needs [server] admin_token in the configuration");
+        ExitCode::from(1)
+    })
+}
+
 fn cert(source: &Source, action: &CertAction) -> ExitCode {
-    let admin = match admin_of(source, "cert") {
-        Ok((_, admin)) => admin,
+    let (config, admin) = match admin_of(source, "cert") {
+        Ok(found) => found,
         Err(code) => return code,
+    };
+    let token = match action {
+        CertAction::List => None,
+        CertAction::Renew { .. } => match token_for(&config, "cert renew") {
+            Ok(t) => Some(t),
+            Err(code) => return code,
+        },
+        CertAction::Issue { .. } => match token_for(&config, "cert issue --dry-run") {
+            Ok(t) => Some(t),
+            Err(code) => return code,
+        },
     };
     let (method, target) = match action {
         CertAction::List => ("GET", "/certs".to_string()),
         CertAction::Renew { force, name } => {
             let mut t = format!("/certs/renew?force={}", u8::from(*force));
             if let Some(n) = name {
-                t.push_str(&format!("&name={n}"));
+                t.push_str(&format!("&name={}", encode_query_value(n)));
             }
             ("POST", t)
         }
@@ -235,12 +256,12 @@ fn cert(source: &Source, action: &CertAction) -> ExitCode {
             }
             let mut t = "/certs/dry-run".to_string();
             if let Some(d) = directory {
-                t.push_str(&format!("?directory={d}"));
+                t.push_str(&format!("?directory={}", encode_query_value(d)));
             }
             ("POST", t)
         }
     };
-    call_admin(admin, method, &target, None, "")
+    call_admin(admin, method, &target, token, "")
 }
 
 /// Send one request to the admin listener, print the answer; exit status from its status.
@@ -273,9 +294,9 @@ fn cache(source: &Source, action: &CacheAction) -> ExitCode {
         Ok(found) => found,
         Err(code) => return code,
     };
-    let Some(token) = config.server.admin_token.as_deref() else {
-        eprintln!("vigie: `vigie cache purge` needs [server] admin_token in the configuration");
-        return ExitCode::from(1);
+    let token = match token_for(&config, "cache purge") {
+        Ok(t) => t,
+        Err(code) => return code,
     };
     match action {
         CacheAction::Purge { prefix, url } => {

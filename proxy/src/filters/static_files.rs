@@ -23,7 +23,7 @@ use super::{apply_response_ops, range, send_error};
 const CHUNK: usize = 64 * 1024;
 
 /// Decode `%XX` escapes; `None` on a malformed escape or invalid UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+pub fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
