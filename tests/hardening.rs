@@ -258,3 +258,59 @@ async fn state_changing_admin_endpoints_need_the_token() {
     assert!(ok, "{text}");
     assert!(text.contains("purged 0"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_server_headers_are_hidden_unless_passed() {
+    let origin = crate::support::Origin::start("app").await;
+    let cfg = format!(
+        r#"
+[server]
+http = ["{{http}}"]
+admin = "{{admin}}"
+state_dir = "{{state}}"
+[upstreams.app]
+servers = ["{origin}"]
+[[sites]]
+names = ["example.com"]
+  [[sites.routes]]
+  path = "/"
+  upstream = "app"
+  [[sites.routes]]
+  path = "/c/pass/"
+  upstream = "app"
+  pass_headers = ["Server"]
+[[sites]]
+names = ["php.test"]
+pass_headers = ["Server", "X-Powered-By"]
+  [[sites.routes]]
+  path = "/"
+  upstream = "app"
+"#,
+        origin = origin.addr_str()
+    );
+    let v = Vigie::start(&cfg).await;
+    let query = "?h=Server:BaseHTTP/0.6+Python/3.11.7&h=X-Powered-By:PHP/8.3&h=X-Other:kept";
+    let get = |host: &'static str, path: &'static str| {
+        let url = v.url(&format!("{path}{query}"));
+        async move {
+            let r = crate::support::client()
+                .get(url)
+                .header("host", host)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{host}{path}");
+            let h = |n: &str| r.headers().get(n).map(|v| v.to_str().unwrap().to_string());
+            (h("server"), h("x-powered-by"), h("x-other"))
+        }
+    };
+    let (server, powered, other) = get("example.com", "/c/a").await;
+    assert_eq!((server, powered), (None, None), "hidden by default");
+    assert_eq!(other.as_deref(), Some("kept"));
+    let (server, powered, _) = get("example.com", "/c/pass/a").await;
+    assert_eq!(server.as_deref(), Some("BaseHTTP/0.6 Python/3.11.7"));
+    assert_eq!(powered, None);
+    let (server, powered, _) = get("php.test", "/c/a").await;
+    assert_eq!(server.as_deref(), Some("BaseHTTP/0.6 Python/3.11.7"));
+    assert_eq!(powered.as_deref(), Some("PHP/8.3"));
+}

@@ -432,6 +432,7 @@ impl ProxyHttp for Vigie {
         resp: &mut pingora::http::ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        forwarded::hide_upstream_headers(resp, ctx.route().map(|r| r.pass_headers.as_slice()));
         if let Some(route) = ctx.route() {
             filters::apply_response_ops(resp, &route.response_headers)?;
             compress::check_response(session, route.compress.as_ref(), resp);
