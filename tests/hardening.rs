@@ -314,3 +314,58 @@ pass_headers = ["Server", "X-Powered-By"]
     assert_eq!(server.as_deref(), Some("BaseHTTP/0.6 Python/3.11.7"));
     assert_eq!(powered.as_deref(), Some("PHP/8.3"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_requests_have_the_field_count_limit_of_http1() {
+    let origin = crate::support::Origin::start("app").await;
+    let cfg = format!(
+        r#"
+[server]
+http = ["{{http}}"]
+admin = "{{admin}}"
+state_dir = "{{state}}"
+[upstreams.app]
+servers = ["{origin}"]
+[[sites]]
+names = ["example.com"]
+  [[sites.routes]]
+  path = "/"
+  upstream = "app"
+"#,
+        origin = origin.addr_str()
+    );
+    let v = Vigie::start(&cfg).await;
+    // The name in the URL (HTTP/2 has no Host header to set), resolved to vigie.
+    let addr: std::net::SocketAddr = v.http.parse().unwrap();
+    let h2c = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .resolve("example.com", addr)
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("http://example.com:{}{path}", addr.port());
+    let send = |fields: usize| {
+        let mut r = h2c.get(url("/x"));
+        for i in 0..fields {
+            r = r.header(format!("x-f{i}"), "v");
+        }
+        r.send()
+    };
+    // Within the limits.
+    let r = send(50).await.unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    // 1,000 small fields: refused like HTTP/1 refuses more than 256.
+    let r = send(1000).await.unwrap();
+    let status = (r.version(), r.status().as_u16());
+    assert_eq!(status, (reqwest::Version::HTTP_2, 431));
+    let too_many = "the request header has too many fields";
+    assert!(r.text().await.unwrap().contains(too_many));
+    let r = send(257).await.unwrap();
+    assert_eq!(r.status(), 431);
+    assert!(r.text().await.unwrap().contains(too_many));
+    assert_eq!(
+        origin.count(),
+        1,
+        "only the requests within the limit went upstream"
+    );
+}
