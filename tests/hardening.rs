@@ -369,3 +369,44 @@ names = ["example.com"]
         "only the requests within the limit went upstream"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vigie_own_answers_carry_the_request_id() {
+    let www = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(www.path().join("a")).unwrap();
+    std::fs::write(www.path().join("a/index.html"), "a\n").unwrap();
+    let v = Vigie::start(&redirect_sites(&www.path().display().to_string())).await;
+    let c = crate::support::client();
+    for (host, path, status) in [
+        ("static.test", "/a/index.html", 200),
+        ("static.test", "/a/", 200),
+        ("static.test", "/a", 301),
+        ("static.test", "/missing", 404),
+        ("slash.test", "/x", 301),
+        ("slash.test", "/x/", 200),
+        ("moved.test", "/x", 302),
+        ("unknown.test", "/", 421),
+    ] {
+        let r = c
+            .get(v.url(path))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{host}{path}");
+        let id = r.headers().get("x-request-id");
+        assert!(id.is_some_and(|id| id.len() == 36), "{host}{path}: {id:?}");
+    }
+    // A conditional hit (304) too.
+    let r = c.get(v.url("/a/index.html")).header("host", "static.test");
+    let etag = r.send().await.unwrap().headers()["etag"].clone();
+    let r = c
+        .get(v.url("/a/index.html"))
+        .header("host", "static.test")
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert!(r.headers().contains_key("x-request-id"));
+}

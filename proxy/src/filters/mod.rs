@@ -116,14 +116,7 @@ pub async fn send(
     for (name, value) in extra {
         resp.insert_header(name.to_string(), *value)?;
     }
-    if let Some(id) = session
-        .req_header()
-        .headers
-        .get(request_id::HEADER)
-        .cloned()
-    {
-        resp.insert_header(request_id::HEADER, id)?;
-    }
+    request_id::echo(session, &mut resp)?;
     if let Some(ops) = ops {
         apply_response_ops(&mut resp, ops)?;
     }

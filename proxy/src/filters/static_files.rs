@@ -145,7 +145,8 @@ pub async fn serve(
     }
     let etag = etag_of(&meta);
     let modified = meta.modified().ok();
-    let mut resp = ResponseHeader::build(200, Some(6))?;
+    let mut resp = ResponseHeader::build(200, Some(7))?;
+    super::request_id::echo(session, &mut resp)?;
     resp.insert_header(http::header::ETAG, etag.as_str())?;
     if let Some(m) = modified {
         resp.insert_header(http::header::LAST_MODIFIED, httpdate::fmt_http_date(m))?;
