@@ -410,3 +410,31 @@ async fn vigie_own_answers_carry_the_request_id() {
     assert_eq!(r.status(), 304);
     assert!(r.headers().contains_key("x-request-id"));
 }
+
+#[test]
+fn commands_without_c_use_etc_vigie_never_the_demo() {
+    if std::path::Path::new("/etc/vigie/vigie.toml").exists() {
+        eprintln!("skipped: this machine has /etc/vigie/vigie.toml");
+        return;
+    }
+    for args in [&["check"][..], &["reload"], &["cert", "list"], &["ca"]] {
+        let out = std::process::Command::new(crate::support::vigie::bin())
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded: {err}");
+        assert!(err.contains("/etc/vigie/vigie.toml"), "{args:?}: {err}");
+        assert!(!err.contains("signalled"), "{args:?}: {err}");
+    }
+    let help = std::process::Command::new(crate::support::vigie::bin())
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("/etc/vigie/vigie.toml"), "{help}");
+    assert!(
+        !help.contains("Without it, vigie runs its embedded demo"),
+        "{help}"
+    );
+}

@@ -16,9 +16,14 @@ use vigie::reload::{self, Source};
 #[derive(Parser, Debug)]
 #[command(name = "vigie", version, about)]
 struct Cli {
-    /// Configuration file (TOML). Without it, vigie runs its embedded demo.
+    /// Configuration file (TOML) [default: /etc/vigie/vigie.toml]. Only a bare `vigie` or
+    /// `vigie run`, without -c and without /etc/vigie/vigie.toml, runs the embedded demo.
     #[arg(short = 'c', long = "config", global = true)]
     config: Option<PathBuf>,
+    /// Use the embedded demo configuration (pages and state in a temporary directory)
+    /// whatever exists in /etc/vigie: `vigie run --demo`, `vigie ca --demo`.
+    #[arg(long, global = true, conflicts_with = "config")]
+    demo: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -90,10 +95,22 @@ enum CertAction {
     },
 }
 
+/// The configuration file of every command given no `-c`.
+const DEFAULT_CONFIG: &str = "/etc/vigie/vigie.toml";
+
+/// `-c FILE`, else `--demo`, else `/etc/vigie/vigie.toml`; serving (a bare `vigie`, `vigie
+/// run`) falls back to the embedded demo when that file does not exist. Every other command
+/// acts on the file (and says so when it is missing), never on the demo.
 fn source(cli: &Cli) -> Source {
-    match &cli.config {
-        Some(path) => Source::File(path.clone()),
-        None => Source::Demo,
+    if let Some(path) = &cli.config {
+        return Source::File(path.clone());
+    }
+    let serving = matches!(cli.command, None | Some(Command::Run { .. }));
+    let default = std::path::Path::new(DEFAULT_CONFIG);
+    if cli.demo || (serving && !default.exists()) {
+        Source::Demo
+    } else {
+        Source::File(default.to_path_buf())
     }
 }
 
@@ -362,7 +379,8 @@ fn run(source: Source, upgrade: bool) -> ExitCode {
     init_tracing(&snap.config.log.level, snap.config.log.json);
     if matches!(source, Source::Demo) {
         eprintln!(
-            "vigie: no -c given, running the embedded demo on https://localhost:8443 \
+            "vigie: running the embedded demo (no -c, no {DEFAULT_CONFIG}, or --demo) on \
+             https://localhost:8443 \
              (pages in {}; trust {}/state/ca/root.pem, or run `vigie ca`)",
             vigie::demo::dir().display(),
             vigie::demo::dir().display()
