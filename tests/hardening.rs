@@ -438,3 +438,68 @@ fn commands_without_c_use_etc_vigie_never_the_demo() {
         "{help}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_exits_at_once_when_idle_and_finishes_requests_in_flight() {
+    let origin = crate::support::Origin::start("app").await;
+    let cfg = format!(
+        r#"
+[server]
+http = ["{{http}}"]
+admin = "{{admin}}"
+state_dir = "{{state}}"
+grace_period = "30s"
+[upstreams.app]
+servers = ["{origin}"]
+[[sites]]
+names = ["example.com"]
+  [[sites.routes]]
+  path = "/"
+  upstream = "app"
+"#,
+        origin = origin.addr_str()
+    );
+    // Idle (after one request, its keep-alive connection left open): out within ~1 s.
+    let mut v = Vigie::start(&cfg).await;
+    let c = crate::support::client();
+    let r = c.get(v.url("/")).header("host", "example.com").send().await;
+    assert_eq!(r.unwrap().status(), 200);
+    let start = std::time::Instant::now();
+    v.signal("TERM");
+    let status = v.wait_exit(std::time::Duration::from_secs(5)).await;
+    assert!(status.success(), "{status}\n{}", v.log());
+    let took = start.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "took {took:?}"
+    );
+
+    // A request in flight is finished, then vigie exits, long before the 30 s.
+    let mut v = Vigie::start(&cfg).await;
+    let url = v.url("/slow?ms=1500");
+    let slow = tokio::spawn(async move {
+        crate::support::client()
+            .get(url)
+            .header("host", "example.com")
+            .send()
+            .await
+    });
+    crate::support::wait_until(
+        std::time::Duration::from_secs(5),
+        "the request upstream",
+        || {
+            let seen = origin.count() > 1;
+            async move { seen }
+        },
+    )
+    .await;
+    v.signal("TERM");
+    let r = slow
+        .await
+        .unwrap()
+        .expect("the request in flight completes");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "app /slow?ms=1500\n");
+    let status = v.wait_exit(std::time::Duration::from_secs(5)).await;
+    assert!(status.success(), "{status}");
+}
