@@ -24,7 +24,7 @@ deps:
 
 ## Run vigie on its embedded demo configuration: http://localhost:8080
 demo: deps
-	cargo run -p vigie
+	cargo run -p vigie -- run --demo
 
 ## The whole test suite: unit tests and end-to-end tests over real sockets.
 test: deps

@@ -15,6 +15,8 @@ http = ["{{http}}"]
 https = ["{{https}}"]
 admin = "{{admin}}"
 state_dir = "{{state}}"
+# `vigie cert renew` and `cert issue --dry-run` change state: they need the token.
+admin_token = "acme-test-token-0123"
 
 [acme]
 email = "ops@example.com"

@@ -12,6 +12,7 @@ mod check;
 mod compression;
 mod details;
 mod dist;
+mod hardening;
 mod limits;
 mod ops;
 mod plan;

@@ -409,7 +409,14 @@ pub struct Route {
     pub response_headers: HeaderOps,
     /// Response compression (route, else site, else on with defaults); `None` = off.
     pub compress: Option<Compression>,
+    /// Upstream response headers hidden by default that this route passes to the client
+    /// (`pass_headers`, route, else site; lower-case names from [`HIDDEN_UPSTREAM_HEADERS`]).
+    pub pass_headers: Vec<String>,
 }
+
+/// Upstream response headers that name the backends' software, hidden from clients unless a
+/// site or route lists them in `pass_headers` (like nginx's `proxy_pass_header`).
+pub const HIDDEN_UPSTREAM_HEADERS: [&str; 2] = ["server", "x-powered-by"];
 
 /// Response compression settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

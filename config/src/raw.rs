@@ -186,6 +186,7 @@ pub(crate) struct RawSite {
     pub(crate) request_headers: Option<RawHeaderOps>,
     pub(crate) response_headers: Option<RawHeaderOps>,
     pub(crate) compress: Option<Spanned<RawCompress>>,
+    pub(crate) pass_headers: Option<StrList>,
     pub(crate) redirect_www: Option<Str>,
     pub(crate) trailing_slash: Option<Str>,
     pub(crate) error_pages: Option<RawErrorPages>,
@@ -287,6 +288,7 @@ pub(crate) struct RawRoute {
     pub(crate) request_headers: Option<RawHeaderOps>,
     pub(crate) response_headers: Option<RawHeaderOps>,
     pub(crate) compress: Option<Spanned<RawCompress>>,
+    pub(crate) pass_headers: Option<StrList>,
 }
 
 /// `redirect = { to, status }`.

@@ -459,6 +459,18 @@ max_object = 2048
         r##"test.toml:4:14: max_object 2048 is larger than the zone (1024 bytes): expected at most the memory (and disk_size) bound"##,
     ),
     (
+        "pass_headers names a header that is not hidden",
+        r#"
+[[sites]]
+names = ["example.com"]
+pass_headers = ["Server", "X-Foo"]
+  [[sites.routes]]
+  path = "/"
+  respond = { body = "x" }
+"#,
+        r##"test.toml:4:27: invalid pass_headers entry "X-Foo": only hidden headers can be passed, expected "Server" or "X-Powered-By" (other upstream headers pass already)"##,
+    ),
+    (
         "short admin token",
         r#"
 [server]
@@ -1210,3 +1222,45 @@ names = ["b.test"]
 }
 
 mod details;
+
+#[test]
+fn pass_headers_route_over_site() {
+    let c = parse(
+        r#"
+[[sites]]
+names = ["a.test"]
+pass_headers = ["server"]
+  [[sites.routes]]
+  path = "/"
+  respond = {}
+  [[sites.routes]]
+  path = "/php/"
+  respond = {}
+  pass_headers = ["X-Powered-By", "Server"]
+  [[sites.routes]]
+  path = "/none/"
+  respond = {}
+  pass_headers = []
+[[sites]]
+names = ["b.test"]
+  [[sites.routes]]
+  path = "/"
+  respond = {}
+"#,
+        "t",
+    )
+    .unwrap();
+    let pass = |site: usize, path: &str| {
+        c.sites[site]
+            .routes
+            .iter()
+            .find(|r| r.path == path)
+            .unwrap()
+            .pass_headers
+            .clone()
+    };
+    assert_eq!(pass(0, "/"), ["server"]);
+    assert_eq!(pass(0, "/php/"), ["x-powered-by", "server"]);
+    assert!(pass(0, "/none/").is_empty());
+    assert!(pass(1, "/").is_empty());
+}

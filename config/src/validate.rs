@@ -113,6 +113,8 @@ struct Layer {
     request: HeaderOps,
     /// `Some(None)`: `compress = false`.
     compress: Option<Option<Compression>>,
+    /// `pass_headers`, lower-case.
+    pass_headers: Option<Vec<String>>,
 }
 
 struct Validator<'t> {
@@ -1091,6 +1093,7 @@ impl Validator<'_> {
             refs,
         );
         site_layer.compress = s.compress.as_ref().map(|c| self.compress(c));
+        site_layer.pass_headers = s.pass_headers.as_ref().map(|p| self.pass_headers(p));
 
         if s.routes.is_empty() {
             self.error(
@@ -1188,6 +1191,7 @@ impl Validator<'_> {
             response: self.header_ops(response),
             request: self.header_ops(request),
             compress: None,
+            pass_headers: None,
         }
     }
 
@@ -1336,6 +1340,7 @@ impl Validator<'_> {
             refs,
         );
         own.compress = r.compress.as_ref().map(|c| self.compress(c));
+        own.pass_headers = r.pass_headers.as_ref().map(|p| self.pass_headers(p));
         let mut request_headers = HeaderOps::default();
         merge(&mut request_headers, &site.request);
         merge(&mut request_headers, &own.request);
@@ -1360,7 +1365,33 @@ impl Validator<'_> {
                 .compress
                 .or_else(|| site.compress.clone())
                 .unwrap_or_else(|| Some(Compression::default())),
+            pass_headers: own
+                .pass_headers
+                .or_else(|| site.pass_headers.clone())
+                .unwrap_or_default(),
         }
+    }
+
+    /// `pass_headers = ["Server"]`: names from the hidden list, any case.
+    fn pass_headers(&mut self, list: &StrList) -> Vec<String> {
+        let mut out = Vec::new();
+        for name in list {
+            let lower = name.get_ref().to_ascii_lowercase();
+            if crate::model::HIDDEN_UPSTREAM_HEADERS.contains(&lower.as_str()) {
+                out.push(lower);
+            } else {
+                self.error(
+                    name.span().start,
+                    format!(
+                        "invalid pass_headers entry \"{}\": only hidden headers can be passed, \
+                         expected \"Server\" or \"X-Powered-By\" (other upstream headers pass \
+                         already)",
+                        name.get_ref()
+                    ),
+                );
+            }
+        }
+        out
     }
 
     fn compress(&mut self, c: &Spanned<RawCompress>) -> Option<Compression> {

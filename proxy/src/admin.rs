@@ -6,9 +6,15 @@
 //!   failures and the last error.
 //! - `POST /certs/renew?name=NAME&force=1`: renew now (one site, or all without `name`) and
 //!   answer once the pass is over, so the new certificate is live when the answer arrives.
-//! - `POST /cache/purge[?prefix=1]` with `Authorization: Bearer TOKEN` (`[server]
-//!   admin_token`) and the URL as the body: remove that URL's cached entries (all variants),
-//!   or every URL starting with it, from every cache zone.
+//! - `POST /certs/dry-run[?directory=URL]`: order every managed certificate from a staging
+//!   directory, storing and serving nothing.
+//! - `POST /cache/purge[?prefix=1]` with the URL as the body: remove that URL's cached
+//!   entries (all variants), or every URL starting with it, from every cache zone.
+//!
+//! Every state-changing endpoint (every `POST`) needs `Authorization: Bearer TOKEN` with
+//! `[server] admin_token`, compared in constant time; without a configured token they are
+//! refused (403). Read-only `GET`s stay open (the listener is on loopback by default).
+//! Query values are percent-decoded ([`encode_query_value`] is what `vigie` sends).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -116,12 +122,33 @@ pub fn format_status(list: &[Status]) -> String {
     out
 }
 
-fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+/// The percent-decoded value of `key` in `query`; a value that does not decode to UTF-8
+/// counts as absent.
+fn query_param(query: &str, key: &str) -> Option<String> {
     query
         .split('&')
         .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
         .find(|(k, _)| *k == key)
-        .map(|(_, v)| v)
+        .and_then(|(_, v)| crate::filters::static_files::percent_decode(v))
+}
+
+/// `value` percent-encoded for a query string: everything but the unreserved characters of
+/// RFC 3986 (letters, digits, `-._~`) as `%XX`, so `&`, `=`, `#`, spaces... stay in it.
+pub fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Whether `query` turns the flag `key` on (`key`, `key=1`, `key=true`).
+fn flag(query: &str, key: &str) -> bool {
+    matches!(query_param(query, key).as_deref(), Some("1" | "true" | ""))
 }
 
 /// The staging directory used for a dry run of a configuration that names `directory`.
@@ -145,7 +172,7 @@ impl Admin {
         let mut staging = acme.clone();
         staging.directory = query_param(query, "directory")
             .filter(|d| !d.is_empty())
-            .map_or_else(|| staging_for(&acme.directory), str::to_string);
+            .unwrap_or_else(|| staging_for(&acme.directory));
         let mut out = format!("dry run against {}\n", staging.directory);
         let mut failed = false;
         for names in acme_sites(&snap.config) {
@@ -165,13 +192,18 @@ impl Admin {
         text(if failed { 502 } else { 200 }, out)
     }
 
-    async fn purge(&self, session: &mut ServerSession, query: &str) -> Response<Vec<u8>> {
-        let snap = self.live.snapshots.load_full();
-        let Some(token) = &snap.config.server.admin_token else {
-            return text(
+    /// The refusal when the request may not change state: no token configured (403), or a
+    /// missing or wrong `Authorization: Bearer` (401); `None` when it may.
+    fn refusal(&self, session: &ServerSession, what: &str) -> Option<Response<Vec<u8>>> {
+        let snap = self.live.snapshots.load();
+        let Some(token) = snap.config.server.admin_token.as_deref() else {
+            return Some(text(
                 403,
-                "cache purge needs [server] admin_token in the configuration\n".into(),
-            );
+                format!(
+                    "{what} changes state: it needs [server] admin_token in the configuration \
+                     (and `Authorization: Bearer TOKEN`)\n"
+                ),
+            ));
         };
         let given = session
             .req_header()
@@ -180,12 +212,22 @@ impl Admin {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
-        if !same_secret(given.trim().as_bytes(), token.as_bytes()) {
-            return text(401, "missing or wrong admin token\n".into());
+        if same_secret(given.trim().as_bytes(), token.as_bytes()) {
+            None
+        } else {
+            Some(text(401, "missing or wrong admin token\n".into()))
         }
+    }
+
+    async fn purge(&self, session: &mut ServerSession, query: &str) -> Response<Vec<u8>> {
+        let snap = self.live.snapshots.load_full();
         let mut body = Vec::new();
-        while let Ok(Some(chunk)) = session.read_request_body().await {
-            body.extend_from_slice(&chunk);
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(e) => return text(400, format!("cannot read the request body: {e}\n")),
+            }
             if body.len() > 8192 {
                 return text(413, "the URL is longer than 8 KiB\n".into());
             }
@@ -199,7 +241,7 @@ impl Admin {
                 ),
             );
         }
-        let prefix = matches!(query_param(query, "prefix"), Some("1" | "true" | ""));
+        let prefix = flag(query, "prefix");
         let purged: usize = snap.caches.values().map(|z| z.purge(&url, prefix)).sum();
         text(200, format!("purged {purged}\n"))
     }
@@ -213,7 +255,8 @@ impl Admin {
             return text(409, "no site uses tls = \"acme\"\n".into());
         };
         let name = query_param(query, "name").filter(|n| !n.is_empty());
-        let force = matches!(query_param(query, "force"), Some("1" | "true" | ""));
+        let name = name.as_deref();
+        let force = flag(query, "force");
         let sites = acme_sites(&snap.config);
         if let Some(n) = name {
             if !sites.iter().flatten().any(|x| x.eq_ignore_ascii_case(n)) {
@@ -261,20 +304,62 @@ impl ServeHttp for Admin {
                     .unwrap_or_default();
                 text(200, format_status(&list))
             }
-            ("/certs/renew", true) => self.renew(&query).await,
-            ("/certs/dry-run", true) => self.dry_run(&query).await,
-            ("/cache/purge", true) => self.purge(session, &query).await,
+            ("/certs/renew" | "/certs/dry-run" | "/cache/purge", true) => {
+                if let Some(refused) = self.refusal(session, &format!("POST {path}")) {
+                    return refused;
+                }
+                match path.as_str() {
+                    "/certs/renew" => self.renew(&query).await,
+                    "/certs/dry-run" => self.dry_run(&query).await,
+                    _ => self.purge(session, &query).await,
+                }
+            }
             _ => text(404, "404 Not Found\n".to_string()),
         }
     }
 }
 
-/// Compare a presented secret with the configured one without an early exit.
+/// Compare a presented secret with the configured one in constant time: every byte of
+/// `given` is compared (with a byte of `expected`, cycling), whatever matches, and a length
+/// difference is folded into the result rather than returned early. The time depends only
+/// on the presented length, which the client knows anyway.
 fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    if expected.is_empty() {
+        return false;
+    }
+    let mut diff = u8::from(given.len() != expected.len());
+    for (i, b) in given.iter().enumerate() {
+        diff |= b ^ expected[i % expected.len()];
+    }
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{encode_query_value, query_param, same_secret};
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3cre", b"s3cret"));
+        assert!(!same_secret(b"s3cret!", b"s3cret"));
+        assert!(!same_secret(b"s3cres", b"s3cret"));
+        assert!(!same_secret(b"s3crets3cret", b"s3cret"));
+        assert!(!same_secret(b"", b"s3cret"));
+        assert!(!same_secret(b"", b""));
+    }
+
+    #[test]
+    fn query_values_round_trip() {
+        for value in ["a.example.com", "a b&force=1#x", "https://x/dir?y=1", "é%"] {
+            let query = format!("force=0&name={}", encode_query_value(value));
+            assert_eq!(
+                query_param(&query, "name").as_deref(),
+                Some(value),
+                "{query}"
+            );
+        }
+        assert_eq!(query_param("name=bad%zz", "name"), None);
+        assert_eq!(query_param("force", "force").as_deref(), Some(""));
+    }
 }

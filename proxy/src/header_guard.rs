@@ -49,7 +49,7 @@ use vigie_config::Server;
 
 use crate::snapshot::SnapshotHandle;
 
-pub use scan::{HeaderScan, Scan};
+pub use scan::{HeaderScan, Scan, MAX_FIELDS};
 
 mod scan;
 

@@ -14,8 +14,7 @@
 // Dead code in them is reported either way.
 #[allow(unreachable_pub)]
 mod access_log;
-#[allow(unreachable_pub)]
-mod admin;
+pub mod admin;
 #[allow(unreachable_pub)]
 mod background;
 #[allow(unreachable_pub)]

@@ -9,15 +9,21 @@ use clap::{Parser, Subcommand};
 /// spend a fifth of vigie's CPU (see benches/RESULTS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use vigie::admin::encode_query_value;
 use vigie::reload::{self, Source};
 
 /// vigie: an edge proxy that replaces nginx + certbot + cron.
 #[derive(Parser, Debug)]
 #[command(name = "vigie", version, about)]
 struct Cli {
-    /// Configuration file (TOML). Without it, vigie runs its embedded demo.
+    /// Configuration file (TOML) [default: /etc/vigie/vigie.toml]. Only a bare `vigie` or
+    /// `vigie run`, without -c and without /etc/vigie/vigie.toml, runs the embedded demo.
     #[arg(short = 'c', long = "config", global = true)]
     config: Option<PathBuf>,
+    /// Use the embedded demo configuration (pages and state in a temporary directory)
+    /// whatever exists in /etc/vigie: `vigie run --demo`, `vigie ca --demo`.
+    #[arg(long, global = true, conflicts_with = "config")]
+    demo: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -89,10 +95,22 @@ enum CertAction {
     },
 }
 
+/// The configuration file of every command given no `-c`.
+const DEFAULT_CONFIG: &str = "/etc/vigie/vigie.toml";
+
+/// `-c FILE`, else `--demo`, else `/etc/vigie/vigie.toml`; serving (a bare `vigie`, `vigie
+/// run`) falls back to the embedded demo when that file does not exist. Every other command
+/// acts on the file (and says so when it is missing), never on the demo.
 fn source(cli: &Cli) -> Source {
-    match &cli.config {
-        Some(path) => Source::File(path.clone()),
-        None => Source::Demo,
+    if let Some(path) = &cli.config {
+        return Source::File(path.clone());
+    }
+    let serving = matches!(cli.command, None | Some(Command::Run { .. }));
+    let default = std::path::Path::new(DEFAULT_CONFIG);
+    if cli.demo || (serving && !default.exists()) {
+        Source::Demo
+    } else {
+        Source::File(default.to_path_buf())
     }
 }
 
@@ -217,17 +235,37 @@ fn admin_of(
     Ok((config, admin))
 }
 
+/// The configured `[server] admin_token` for a state-changing `command`; `Err` (printed)
+/// when there is none.
+fn token_for<'a>(config: &'a vigie_config::Config, command: &str) -> Result<&'a str, ExitCode> {
+    config.server.admin_token.as_deref().ok_or_else(|| {
+        eprintln!("vigie: `vigie {command}` needs [server] admin_token in the configuration");
+        ExitCode::from(1)
+    })
+}
+
 fn cert(source: &Source, action: &CertAction) -> ExitCode {
-    let admin = match admin_of(source, "cert") {
-        Ok((_, admin)) => admin,
+    let (config, admin) = match admin_of(source, "cert") {
+        Ok(found) => found,
         Err(code) => return code,
+    };
+    let token = match action {
+        CertAction::List => None,
+        CertAction::Renew { .. } => match token_for(&config, "cert renew") {
+            Ok(t) => Some(t),
+            Err(code) => return code,
+        },
+        CertAction::Issue { .. } => match token_for(&config, "cert issue --dry-run") {
+            Ok(t) => Some(t),
+            Err(code) => return code,
+        },
     };
     let (method, target) = match action {
         CertAction::List => ("GET", "/certs".to_string()),
         CertAction::Renew { force, name } => {
             let mut t = format!("/certs/renew?force={}", u8::from(*force));
             if let Some(n) = name {
-                t.push_str(&format!("&name={n}"));
+                t.push_str(&format!("&name={}", encode_query_value(n)));
             }
             ("POST", t)
         }
@@ -241,12 +279,12 @@ fn cert(source: &Source, action: &CertAction) -> ExitCode {
             }
             let mut t = "/certs/dry-run".to_string();
             if let Some(d) = directory {
-                t.push_str(&format!("?directory={d}"));
+                t.push_str(&format!("?directory={}", encode_query_value(d)));
             }
             ("POST", t)
         }
     };
-    call_admin(admin, method, &target, None, "")
+    call_admin(admin, method, &target, token, "")
 }
 
 /// Send one request to the admin listener, print the answer; exit status from its status.
@@ -279,9 +317,9 @@ fn cache(source: &Source, action: &CacheAction) -> ExitCode {
         Ok(found) => found,
         Err(code) => return code,
     };
-    let Some(token) = config.server.admin_token.as_deref() else {
-        eprintln!("vigie: `vigie cache purge` needs [server] admin_token in the configuration");
-        return ExitCode::from(1);
+    let token = match token_for(&config, "cache purge") {
+        Ok(t) => t,
+        Err(code) => return code,
     };
     match action {
         CacheAction::Purge { prefix, url } => {
@@ -347,7 +385,8 @@ fn run(source: Source, upgrade: bool) -> ExitCode {
     init_tracing(&snap.config.log.level, snap.config.log.json);
     if matches!(source, Source::Demo) {
         eprintln!(
-            "vigie: no -c given, running the embedded demo on https://localhost:8443 \
+            "vigie: running the embedded demo (no -c, no {DEFAULT_CONFIG}, or --demo) on \
+             https://localhost:8443 \
              (pages in {}; trust {}/state/ca/root.pem, or run `vigie ca`)",
             vigie::demo::dir().display(),
             vigie::demo::dir().display()

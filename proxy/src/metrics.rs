@@ -280,6 +280,11 @@ impl Metrics {
         self.in_flight.inc();
     }
 
+    /// Requests being served now (`vigie_requests_in_flight`).
+    pub fn requests_in_flight(&self) -> i64 {
+        self.in_flight.get()
+    }
+
     /// A request ended: count it once.
     pub fn request_done(&self, r: &RequestRecord<'_>) {
         self.in_flight.dec();

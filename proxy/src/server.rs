@@ -207,7 +207,60 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
         "vigie systemd",
         SystemdNotify::new(listeners),
     ));
+    exit_when_idle(
+        server.watch_execution_phase(),
+        metrics.clone(),
+        server_cfg.grace_period,
+    );
     tracing::info!(http = ?server_cfg.http, https = ?server_cfg.https, admin = ?server_cfg.admin,
         "vigie starting");
     server.run_forever()
+}
+
+/// How long no request must be in flight before a shutting-down vigie exits: longer than the
+/// access log's flush interval (200 ms without a line), so its last lines are on disk.
+const IDLE_EXIT: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// pingora sleeps the whole `grace_period` after SIGTERM (or an upgrade hand-off) even when
+/// nothing is left to finish. This watcher waits for that grace period to start, then exits
+/// the process as soon as no request has been in flight for [`IDLE_EXIT`] (idle keep-alive
+/// connections are closed, as nginx does); a request still in flight keeps pingora's
+/// behaviour: it gets the rest of the grace period.
+fn exit_when_idle(
+    mut phases: tokio::sync::broadcast::Receiver<pingora::server::ExecutionPhase>,
+    metrics: Arc<Metrics>,
+    grace: std::time::Duration,
+) {
+    use pingora::server::ExecutionPhase;
+    use tokio::sync::broadcast::error::RecvError;
+    let watch = move || {
+        loop {
+            match phases.blocking_recv() {
+                Ok(ExecutionPhase::ShutdownGracePeriod) => break,
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            }
+        }
+        let start = std::time::Instant::now();
+        let mut idle_since: Option<std::time::Instant> = None;
+        while start.elapsed() < grace {
+            if metrics.requests_in_flight() > 0 {
+                idle_since = None;
+            } else if idle_since
+                .get_or_insert_with(std::time::Instant::now)
+                .elapsed()
+                >= IDLE_EXIT
+            {
+                tracing::info!("no request in flight: exiting before the grace period ends");
+                std::process::exit(0);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("vigie-idle-exit".into())
+        .spawn(watch)
+    {
+        tracing::warn!(error = %e, "cannot watch for an idle shutdown: SIGTERM waits the grace period");
+    }
 }

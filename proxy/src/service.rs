@@ -166,7 +166,7 @@ impl Vigie {
             return Ok(true);
         }
         let Some(host) = filters::request_host(session) else {
-            filters::send_error(session, 400, "missing Host header", None).await?;
+            filters::send_error(session, 400, "missing or invalid Host header", None).await?;
             return Ok(true);
         };
         let Some(site) = snap.site_for(&host) else {
@@ -426,6 +426,7 @@ impl ProxyHttp for Vigie {
         resp: &mut pingora::http::ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        forwarded::hide_upstream_headers(resp, ctx.route().map(|r| r.pass_headers.as_slice()));
         if let Some(route) = ctx.route() {
             filters::apply_response_ops(resp, &route.response_headers)?;
             compress::check_response(session, route.compress.as_ref(), resp);

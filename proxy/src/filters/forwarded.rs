@@ -4,10 +4,14 @@
 //! not trusted, so a client cannot plant addresses), `X-Real-IP` (the resolved client),
 //! `X-Forwarded-Proto` and `X-Forwarded-Host`. `Host` is kept as the client sent it.
 //! Hop-by-hop headers are removed by pingora's standard upstream request policy.
+//!
+//! On the way back ([`hide_upstream_headers`], in `response_filter`), the upstream's
+//! `Server` and `X-Powered-By` are removed unless the route passes them (`pass_headers`), as
+//! nginx hides `Server` unless `proxy_pass_header Server`: they name the backends' software.
 
 use std::net::IpAddr;
 
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use pingora::Result;
 use vigie_config::ClientIp;
@@ -72,6 +76,19 @@ pub fn set(
         }
     }
     Ok(())
+}
+
+/// Remove the upstream headers that name its software
+/// ([`vigie_config::HIDDEN_UPSTREAM_HEADERS`]) except those in `pass` (the route's
+/// `pass_headers`). Runs before the route's own response header operations, so a route can
+/// still set a `Server` of its choosing.
+pub fn hide_upstream_headers(resp: &mut ResponseHeader, pass: Option<&[String]>) {
+    let pass = pass.unwrap_or_default();
+    for name in vigie_config::HIDDEN_UPSTREAM_HEADERS {
+        if !pass.iter().any(|p| p == name) {
+            resp.remove_header(name);
+        }
+    }
 }
 
 /// An address as text, IPv4 without going through `fmt` (this runs on every request).

@@ -12,6 +12,7 @@ pub mod error_pages;
 pub mod forwarded;
 pub mod framing;
 pub mod limit;
+pub mod location;
 pub mod oversize;
 pub mod range;
 pub mod request_id;
@@ -39,7 +40,9 @@ pub fn prepare(session: &mut Session, snap: &crate::snapshot::Snapshot) {
 }
 
 /// The request's host, lower-cased, without port or trailing dot: from the URI authority
-/// (HTTP/2, absolute-form) or the `Host` header.
+/// (HTTP/2, absolute-form) or the `Host` header. `None` when there is none, or when it is not
+/// a host name or an IP literal (`/`, `\`, `@`, `?`...): such a host would end up in
+/// `$host` and in the `Location` of redirects, naming another host.
 pub fn request_host(session: &Session) -> Option<String> {
     let req = session.req_header();
     let raw = match req.uri.authority() {
@@ -50,7 +53,19 @@ pub fn request_host(session: &Session) -> Option<String> {
         }
     };
     let host = raw.trim_end_matches('.').to_ascii_lowercase();
-    (!host.is_empty()).then_some(host)
+    (!host.is_empty() && is_host_name(&host)).then_some(host)
+}
+
+/// Letters, digits, `-`, `_` and `.`, or a bracketed IPv6 literal.
+fn is_host_name(host: &str) -> bool {
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+        None => host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')),
+    }
 }
 
 fn strip_port(h: &str) -> &str {
@@ -103,14 +118,7 @@ pub async fn send(
     for (name, value) in extra {
         resp.insert_header(name.to_string(), *value)?;
     }
-    if let Some(id) = session
-        .req_header()
-        .headers
-        .get(request_id::HEADER)
-        .cloned()
-    {
-        resp.insert_header(request_id::HEADER, id)?;
-    }
+    request_id::echo(session, &mut resp)?;
     if let Some(ops) = ops {
         apply_response_ops(&mut resp, ops)?;
     }
@@ -172,7 +180,32 @@ pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
 #[cfg(test)]
 mod tests {
-    use super::strip_port;
+    use super::{is_host_name, strip_port};
+
+    #[test]
+    fn hosts_are_names_or_ip_literals() {
+        for good in [
+            "example.com",
+            "a-b_c.example",
+            "127.0.0.1",
+            "[::1]",
+            "[2001:db8::7]",
+        ] {
+            assert!(is_host_name(good), "{good}");
+        }
+        for bad in [
+            "evil.example/x.a",
+            "a\\b",
+            "a?b",
+            "a#b",
+            "u@a",
+            "[::1",
+            "a b",
+            "[x]",
+        ] {
+            assert!(!is_host_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn ports_are_stripped() {

@@ -1,5 +1,6 @@
 //! Request size limits on the parsed request: 414 for a request target longer than
-//! `[server] max_uri_bytes`, 431 for a header larger than `max_header_bytes`.
+//! `[server] max_uri_bytes`, 431 for a header larger than `max_header_bytes` or with more than
+//! [`MAX_FIELDS`] fields (256, the most HTTP/1 accepts).
 //!
 //! Runs first in `request_filter`. For HTTP/1.x the connection's header guard
 //! (`crate::header_guard`) has already refused such requests while reading them, before
@@ -10,6 +11,8 @@
 use pingora::proxy::Session;
 use pingora::Result;
 use vigie_config::Server;
+
+use crate::header_guard::MAX_FIELDS;
 
 /// Refuse a request over the limits (see the module docs). `Ok(true)`: answered.
 pub async fn refuse(session: &mut Session, server: &Server) -> Result<bool> {
@@ -26,6 +29,11 @@ fn over_limits(session: &Session, server: &Server) -> Option<(u16, &'static str)
     let target = req.raw_path().len();
     if target > server.max_uri_bytes {
         return Some((414, "the request target is too long"));
+    }
+    // HTTP/2 may split `Cookie` into one field per cookie (RFC 9113 §8.2.3): one field.
+    let cookies = req.headers.get_all(http::header::COOKIE).iter().count();
+    if req.headers.len() - cookies.saturating_sub(1) > MAX_FIELDS {
+        return Some((431, "the request header has too many fields"));
     }
     // "METHOD TARGET HTTP/1.1\r\n", then "name: value\r\n" per field, then "\r\n".
     let line = req.method.as_str().len() + target + 11;

@@ -35,6 +35,15 @@ pub fn generate() -> String {
     id
 }
 
+/// Copy the request's id (set by [`assign`]) onto a response vigie writes itself (static
+/// files, redirects, `respond` routes, errors), as every proxied response carries it.
+pub fn echo(session: &Session, resp: &mut pingora::http::ResponseHeader) -> Result<()> {
+    if let Some(id) = session.req_header().headers.get(HEADER).cloned() {
+        resp.insert_header(HEADER, id)?;
+    }
+    Ok(())
+}
+
 /// Keep or generate the request id, and set it on the request.
 pub fn assign(session: &mut Session, cfg: &ClientIp) -> Result<String> {
     let trusted = peer_ip(session).is_some_and(|ip| is_trusted(cfg, ip));

@@ -27,12 +27,12 @@ pub async fn respond(
     .await
 }
 
-/// Expand `$request_uri`, `$host` and `$scheme` in a redirect target.
+/// Expand `$request_uri`, `$host` and `$scheme` in a redirect target. `$request_uri` is the
+/// normalised path and the query (see [`super::location`]): a target of `$request_uri` alone
+/// never turns `//evil.example/..` into a network path; `$host` is a validated host name
+/// ([`super::request_host`]).
 pub fn expand_target(to: &str, session: &Session, host: &str, scheme: &str) -> String {
-    let uri = &session.req_header().uri;
-    let request_uri = uri
-        .path_and_query()
-        .map_or_else(|| uri.path().to_string(), |pq| pq.as_str().to_string());
+    let request_uri = super::location::request_uri(session);
     to.replace("$request_uri", &request_uri)
         .replace("$host", host)
         .replace("$scheme", scheme)

@@ -23,7 +23,7 @@ use super::{apply_response_ops, range, send_error};
 const CHUNK: usize = 64 * 1024;
 
 /// Decode `%XX` escapes; `None` on a malformed escape or invalid UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+pub fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -125,13 +125,10 @@ pub async fn serve(
         Err(_) => return send_error(session, 404, "", Some(ops)).await,
     };
     if meta.is_dir() {
-        let uri_path = session.req_header().uri.path().to_string();
-        if !uri_path.ends_with('/') {
-            let mut location = format!("{uri_path}/");
-            if let Some(q) = session.req_header().uri.query() {
-                location.push('?');
-                location.push_str(q);
-            }
+        if !session.req_header().uri.path().ends_with('/') {
+            // From the normalised path: `//host/../dir` must not become `//host/../dir/`.
+            let path = format!("{}/", super::location::request_path(session));
+            let location = super::location::with_query(session, path);
             return super::respond::redirect(session, 301, &location, ops).await;
         }
         path.push(index);
@@ -148,7 +145,8 @@ pub async fn serve(
     }
     let etag = etag_of(&meta);
     let modified = meta.modified().ok();
-    let mut resp = ResponseHeader::build(200, Some(6))?;
+    let mut resp = ResponseHeader::build(200, Some(7))?;
+    super::request_id::echo(session, &mut resp)?;
     resp.insert_header(http::header::ETAG, etag.as_str())?;
     if let Some(m) = modified {
         resp.insert_header(http::header::LAST_MODIFIED, httpdate::fmt_http_date(m))?;

@@ -6,7 +6,7 @@
 //!
 //! Runs in `request_filter` once the site is known, before the HTTP-to-HTTPS redirect, so
 //! that `http://www.example.com/` goes to `https://example.com/` in one hop. The path and
-//! query are kept as sent; the scheme is kept, except that a plain-HTTP request to a site
+//! query are kept (the path normalised, see [`location`]); the scheme is kept, except that a plain-HTTP request to a site
 //! with TLS goes straight to HTTPS; the port is kept (or becomes the HTTPS listener's).
 //! 301 for GET and HEAD, 308 otherwise so that the method and body are kept.
 
@@ -14,7 +14,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 use vigie_config::{HeaderOps, TrailingSlash};
 
-use super::{forwarded, respond};
+use super::{forwarded, location, respond};
 use crate::plan::SitePlan;
 
 /// Redirect to the canonical name when `host` has one in `site`. `Ok(true)`: answered.
@@ -36,8 +36,7 @@ pub async fn redirect(
         Some(p) => format!("{canonical}:{p}"),
         None => canonical.clone(),
     };
-    let uri = &session.req_header().uri;
-    let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let path = location::request_uri(session);
     let location = format!("{scheme}://{authority}{path}");
     let method = &session.req_header().method;
     let status = if method == http::Method::GET || method == http::Method::HEAD {
@@ -50,15 +49,19 @@ pub async fn redirect(
 }
 
 /// `trailing_slash`: redirect `/docs` to `/docs/` (`add`, for a last segment without a `.`)
-/// or `/docs/` to `/docs` (`remove`, never `/`), keeping the query; a relative `Location`, so
-/// scheme, host and port stay as the client sent them. Runs after the site's host redirects,
+/// or `/docs/` to `/docs` (`remove`, never `/`), keeping the query; a relative `Location`
+/// built from the normalised path (see [`location`]), so scheme, host and port stay as the
+/// client sent them. Runs after the site's host redirects,
 /// before routing. `Ok(true)`: answered.
 pub async fn trailing_slash(session: &mut Session, mode: Option<TrailingSlash>) -> Result<bool> {
     let Some(mode) = mode else {
         return Ok(false);
     };
-    let uri = &session.req_header().uri;
-    let path = uri.path();
+    // Decided and built on the normalised path: a raw `//host/` must never come back as the
+    // network path `//host`.
+    let raw = session.req_header().uri.path();
+    let path = location::request_path(session);
+    let path = path.as_str();
     let new_path = match mode {
         TrailingSlash::Remove if path.len() > 1 && path.ends_with('/') => {
             let trimmed = path.trim_end_matches('/');
@@ -80,13 +83,10 @@ pub async fn trailing_slash(session: &mut Session, mode: Option<TrailingSlash>) 
         }
         _ => return Ok(false),
     };
-    if new_path == path {
+    if new_path == raw {
         return Ok(false);
     }
-    let location = match uri.query() {
-        Some(q) => format!("{new_path}?{q}"),
-        None => new_path,
-    };
+    let location = location::with_query(session, new_path);
     let method = &session.req_header().method;
     let status = if method == http::Method::GET || method == http::Method::HEAD {
         301

@@ -94,6 +94,8 @@ pub struct RoutePlan<S: Stage = Live> {
     pub response_headers: HeaderOps,
     /// Response compression; `None` = off.
     pub compress: Option<Compression>,
+    /// Upstream headers passed that vigie hides by default (`pass_headers`).
+    pub pass_headers: Vec<String>,
 }
 
 /// A site ready for routing.
@@ -290,6 +292,7 @@ impl Plan<Compiled> {
                     request_headers: r.request_headers.clone(),
                     response_headers: r.response_headers.clone(),
                     compress: r.compress.clone(),
+                    pass_headers: r.pass_headers.clone(),
                 }));
             }
             let label = match site.names.first() {
@@ -401,6 +404,7 @@ fn bind_route(r: &RoutePlan<Compiled>, acquired: &Acquired) -> Result<RoutePlan<
         request_headers: r.request_headers.clone(),
         response_headers: r.response_headers.clone(),
         compress: r.compress.clone(),
+        pass_headers: r.pass_headers.clone(),
     })
 }
 
