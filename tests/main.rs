@@ -5,6 +5,7 @@
 mod support;
 
 mod acme;
+mod adversarial;
 mod balancing;
 mod cache;
 mod check;

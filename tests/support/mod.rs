@@ -4,6 +4,9 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod attack;
+pub mod h2raw;
+pub mod nginx2;
 pub mod origin;
 pub mod pebble;
 pub mod tls;
