@@ -2,12 +2,12 @@
 # Each first installs the system packages it needs when they are missing (Debian/Ubuntu).
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := cmake pebble curl openssl systemd nginx
+APT_PACKAGES := cmake pebble curl openssl systemd nginx slowhttptest testssl.sh python3 iproute2 util-linux
 
 .PHONY: demo test deps check lint
 
 ## Install what the build and the tests need (cmake for pingora's zlib-ng; Pebble for ACME tests;
-## nginx, run beside vigie by the adversarial suite).
+## nginx, slowhttptest, testssl.sh, python3 (origin processes), ss, prlimit for the adversarial suite).
 deps:
 	@missing=""; \
 	command -v cmake >/dev/null 2>&1 || missing="$$missing cmake"; \
@@ -15,7 +15,12 @@ deps:
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
-	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	command -v nginx >/dev/null 2>&1 || missing="$$missing nginx"; \
+	command -v slowhttptest >/dev/null 2>&1 || missing="$$missing slowhttptest"; \
+	command -v testssl >/dev/null 2>&1 || missing="$$missing testssl.sh"; \
+	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
+	command -v ss >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	command -v prlimit >/dev/null 2>&1 || missing="$$missing util-linux"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && \

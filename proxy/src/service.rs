@@ -498,6 +498,9 @@ impl ProxyHttp for Vigie {
         ctx.inflight = None;
         let status = status_for(e);
         if status > 0 && session.response_written().is_none() {
+            // The connection is not reused after this answer (below): say so, or a client
+            // would send its next request on a connection about to close and lose it.
+            session.set_keepalive(None);
             let detail = match e.etype() {
                 ErrorType::HTTPStatus(_) => e.context.as_ref().map(|c| c.as_str().to_string()),
                 _ => None,

@@ -5,7 +5,10 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod adversary;
+pub mod attack;
+pub mod h2raw;
 pub mod nginx;
+pub mod nginx2;
 pub mod origin;
 pub mod pebble;
 pub mod recorder;
