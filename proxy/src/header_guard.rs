@@ -146,6 +146,13 @@ impl Guarded {
         self.rearm.clone()
     }
 
+    /// The next request arrived pipelined, in bytes pingora already holds: let it through
+    /// unwatched (the guard cannot tell where it starts); the one after is watched again.
+    pub fn pass_pipelined(&mut self) {
+        self.take_rearm();
+        self.disarm();
+    }
+
     /// Stop watching (an HTTP/2 connection).
     pub fn disarm(&mut self) {
         self.phase = Phase::Through;

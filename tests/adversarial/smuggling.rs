@@ -25,40 +25,7 @@ pub(super) const EXPECTED_TO_CHANGE: &[(&str, &str, &str)] = &[];
 
 /// Cases vigie fails today for a reason found by this suite and not fixed yet:
 /// `(group, name, why)`. Reported in the table and on stderr, not asserted.
-pub(super) const OPEN_FINDINGS: &[(&str, &str, &str)] = &[
-    ("obs-fold, bare LF and CR", "bare LF everywhere", PIPELINING),
-    (
-        "obs-fold, bare LF and CR",
-        "bare LF after request line",
-        PIPELINING,
-    ),
-    (
-        "obs-fold, bare LF and CR",
-        "bare LF in one field",
-        PIPELINING,
-    ),
-    (
-        "obs-fold, bare LF and CR",
-        "bare LF ends the header",
-        PIPELINING,
-    ),
-    ("obs-fold, bare LF and CR", "leading empty line", PIPELINING),
-    ("HTTP/1.0 with bodies", "body without length", PIPELINING),
-    ("pipelining", "two GETs", PIPELINING),
-    ("pipelining", "three GETs", PIPELINING),
-    ("pipelining", "twenty GETs", PIPELINING),
-    (
-        "pipelining",
-        "HTTP/1.0 without keep-alive, then another",
-        PIPELINING,
-    ),
-    ("pipelining", "then half a request", PIPELINING),
-];
-
-/// Why the pipelining cases fail.
-const PIPELINING: &str = "pipelined bytes that arrive while a body-less request is proxied make \
-    pingora's proxy_h1 fail the request (`Sent data after end of body`, 400 and close) after it \
-    was forwarded: the backend handled a request whose answer the client never got";
+pub(super) const OPEN_FINDINGS: &[(&str, &str, &str)] = &[];
 
 /// How long a connection may stay silent before the client stops reading.
 const IDLE: Duration = Duration::from_millis(400);
