@@ -401,3 +401,41 @@ async fn only_forward_secret_aead_suites_and_no_legacy_protocols() {
     .await
     .unwrap();
 }
+
+/// A browser's spare HTTP/2 connection, closed right after the TLS handshake, is the
+/// client's choice: pingora logs it as `ERROR H2 handshake error … Broken pipe`, vigie does
+/// not (a real HTTP/2 request still works and is logged as usual).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_h2_client_that_leaves_early_is_not_an_error() {
+    let s = setup().await;
+    let v = Vigie::start(&files_config(&s.origin.addr_str(), &s.a, &s.b, "")).await;
+    for _ in 0..3 {
+        // Handshake with ALPN h2, then close without the HTTP/2 preface.
+        let out = std::process::Command::new("openssl")
+            .args([
+                "s_client",
+                "-alpn",
+                "h2",
+                "-servername",
+                "a.test",
+                "-connect",
+            ])
+            .arg(&v.https)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl (installed by `make deps`)");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("ALPN protocol: h2"),
+            "h2 was not negotiated"
+        );
+    }
+    // Connections are counted until pingora's handshake attempt (and its log line) is over.
+    crate::support::wait_until(Duration::from_secs(10), "connections closed", || async {
+        crate::support::metric_value(&v.metrics().await, "vigie_downstream_connections")
+            == Some(0.0)
+    })
+    .await;
+    let log = v.log();
+    assert!(!log.contains("H2 handshake error"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+}

@@ -28,6 +28,7 @@ mod header_guard;
 pub mod limits;
 #[allow(unreachable_pub)]
 mod listener;
+pub mod log_noise;
 #[allow(unreachable_pub)]
 mod metrics;
 pub mod plan;

@@ -115,19 +115,23 @@ fn source(cli: &Cli) -> Source {
 }
 
 fn init_tracing(level: &str, json: bool) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if json {
+        fmt.json().boxed()
     } else {
-        builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init()
+        fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .boxed()
     };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt.with_filter(vigie::log_noise::ClientGone))
+        .try_init();
 }
 
 /// `vigie check`: read, validate and compile only (like `nginx -t`, it changes nothing: no
