@@ -577,6 +577,16 @@ impl HostPattern {
     }
 }
 
+/// `example.com`, or `*.example.com` for a wildcard: the name as written in `names`.
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostPattern::Exact(name) => f.write_str(name),
+            HostPattern::Wildcard(suffix) => write!(f, "*.{suffix}"),
+        }
+    }
+}
+
 /// Whether `host` is a subdomain of `suffix`, as `*.suffix` matches: one label or more
 /// before it.
 pub fn wildcard_matches(suffix: &str, host: &str) -> bool {

@@ -110,11 +110,10 @@ impl Snapshot {
                     HostPattern::Wildcard(suffix) => wildcards.push((suffix.clone(), index)),
                 }
             }
-            let label = match site.names.first() {
-                Some(HostPattern::Exact(n)) => n.clone(),
-                Some(HostPattern::Wildcard(s)) => format!("*.{s}"),
-                None => format!("site{index}"),
-            };
+            let label = site
+                .names
+                .first()
+                .map_or_else(|| format!("site{index}"), ToString::to_string);
             sites.push(SiteRuntime {
                 index,
                 label,

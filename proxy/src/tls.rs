@@ -23,7 +23,7 @@ use rustls::server::ServerSessionMemoryCache;
 use rustls::{CipherSuite, ServerConfig};
 use vigie_acme::resolver::ACME_TLS_ALPN;
 use vigie_acme::{CertError, CertResolver, CertTable, LocalCa};
-use vigie_config::{Config, HostPattern, SiteTls, TlsVersion};
+use vigie_config::{Config, SiteTls, TlsVersion};
 
 /// The provider of the HTTPS listeners: aws-lc-rs, suites and key exchanges in vigie's order
 /// (see the module docs).
@@ -73,13 +73,6 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-fn pattern_str(p: &HostPattern) -> String {
-    match p {
-        HostPattern::Exact(n) => n.clone(),
-        HostPattern::Wildcard(s) => format!("*.{s}"),
-    }
-}
-
 /// The certificates a configuration names: files are read, `internal` (and, until ACME has
 /// issued one, `acme`) names get a certificate from the local CA. The default certificate is
 /// `[tls] default_name`'s, else the first TLS site's.
@@ -88,7 +81,7 @@ pub fn configured_table(config: &Config) -> Result<CertTable, CertError> {
     let mut ca: Option<LocalCa> = None;
     for site in &config.sites {
         let Some(tls) = &site.tls else { continue };
-        let names: Vec<String> = site.names.iter().map(pattern_str).collect();
+        let names: Vec<String> = site.names.iter().map(ToString::to_string).collect();
         let ck = match tls {
             SiteTls::Files { cert, key } => vigie_acme::pem::load_files(cert, key)?,
             SiteTls::Internal | SiteTls::Acme => {

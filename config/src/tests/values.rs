@@ -55,6 +55,20 @@ names = ["Example.COM.", "*.Example.com", "127.0.0.1", "[::1]", "FD00::0:1", "lo
         ]
     );
     assert_eq!(host_ip(&c.sites[0].names[3]), Some("::1".parse().unwrap()));
+    // Displayed as written in `names`, normalised.
+    let shown: Vec<String> = c.sites[0].names.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "example.com",
+            "*.example.com",
+            "127.0.0.1",
+            "[::1]",
+            "[fd00::1]",
+            "localhost",
+            "my_host.internal"
+        ]
+    );
     for bad in [
         "*",
         "*.",
