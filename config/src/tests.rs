@@ -137,7 +137,7 @@ fn type_errors_read_as_config_words() {
     );
     assert_eq!(
         errors("[upstreams.u]\nservers = [{ addr = \"127.0.0.1:1\", wieght = 2 }]\n"),
-        ["test.toml:2:36: unknown key `wieght`, expected `addr` or `weight`"]
+        ["test.toml:2:36: unknown key `wieght` (did you mean `weight`?), expected `addr` or `weight`"]
     );
     assert_eq!(
         errors("sites = 3\n"),

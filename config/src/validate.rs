@@ -9,6 +9,9 @@ mod limits;
 mod server;
 mod sites;
 mod tls;
+mod unknown;
+#[cfg(test)]
+pub(crate) use unknown::suggestion;
 mod upstreams;
 mod values;
 
@@ -30,22 +33,35 @@ const U32_MAX: i64 = u32::MAX as i64;
 
 /// Parses and validates `text`; `origin` names the file in messages.
 pub(crate) fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
-    let raw: RawConfig = match toml::from_str(text) {
+    let (raw, unknown) = unknown::deserialize(text);
+    let positioned = |at: usize, message: String| {
+        let (line, col) = line_col(text, at);
+        ConfigError {
+            origin: origin.to_owned(),
+            line,
+            col,
+            message,
+        }
+    };
+    let mut errors: Vec<ConfigError> = unknown
+        .into_iter()
+        .map(|u| positioned(u.at, u.message))
+        .collect();
+    let raw = match raw {
         Ok(raw) => raw,
         Err(e) => {
-            let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-            return Err(ConfigErrors(vec![ConfigError {
-                origin: origin.to_owned(),
-                line,
-                col,
-                message: toml_message(&e),
-            }]));
+            if let Some(e) = e {
+                let at = e.span().map_or(0, |s| s.start);
+                errors.push(positioned(at, toml_message(&e)));
+            }
+            errors.sort_by_key(|e| (e.line, e.col));
+            return Err(ConfigErrors(errors));
         }
     };
     let mut v = Validator {
         text,
         origin,
-        errors: Vec::new(),
+        errors,
         warnings: Vec::new(),
     };
     let config = v.config(raw);
