@@ -25,7 +25,7 @@ const MISTAKES: &[(&str, &str, &str)] = &[
     ("bad duration", "[server]\nadmin = false\ngrace_period = \"5 sconds\"\n",
      "test.toml:3:16: invalid duration \"5 sconds\": expected a number and a unit, like \"30s\", \"5m\", \"1h\""),
     ("bad size", "[server]\nadmin = false\n[[sites]]\nnames = [\"a.test\"]\nmax_body = \"20M\"\n[[sites.routes]]\npath = \"/\"\nrespond = { body = \"x\" }\n",
-     "test.toml:5:12: invalid size \"20M\": expected a number and a unit among B, KiB, MiB, GiB (or KB, MB, GB), like \"20MiB\""),
+     "test.toml:5:12: invalid size \"20M\": ambiguous unit \"M\"; write \"20MiB\" (mebibytes, 1024² bytes) or \"20MB\" (megabytes, 1000² bytes); size units are B, KiB, MiB, GiB, KB, MB and GB, case-sensitive"),
     ("bad rate", "[server]\nadmin = false\n[limits.ip]\nrate = \"100/min\"\n",
      "test.toml:4:8: invalid rate \"100/min\": expected COUNT/UNIT with UNIT s, m or h, like \"100/m\""),
     ("undefined upstream", "[server]\nadmin = false\n[upstreams.backend]\nservers = [\"127.0.0.1:1\"]\n[[sites]]\nnames = [\"a.test\"]\n[[sites.routes]]\npath = \"/\"\nupstream = \"bakend\"\n",

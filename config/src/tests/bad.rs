@@ -42,7 +42,7 @@ grace_period = "5 sconds"
 [cache.api]
 memory = "20M"
 "#,
-        r##"test.toml:3:10: invalid size "20M": expected a number and a unit among B, KiB, MiB, GiB (or KB, MB, GB), like "20MiB""##,
+        r##"test.toml:3:10: invalid size "20M": ambiguous unit "M"; write "20MiB" (mebibytes, 1024² bytes) or "20MB" (megabytes, 1000² bytes); size units are B, KiB, MiB, GiB, KB, MB and GB, case-sensitive"##,
     ),
     (
         "bad rate",

@@ -181,6 +181,59 @@ fn sizes_rates_durations() {
     for bad in ["5", "", "soon", "5 sconds", "-1s"] {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }
+    // Ambiguous or mis-cased units are refused with what to write.
+    for (text, message) in [
+        (
+            "5M",
+            r#"invalid duration "5M": ambiguous unit "M" (months); write "5m" for minutes, or days like "150d""#,
+        ),
+        (
+            "1h 2M",
+            r#"invalid duration "1h 2M": ambiguous unit "M" (months); write "2m" for minutes, or days like "60d""#,
+        ),
+        (
+            "30S",
+            r#"invalid duration "30S": unknown unit "S": duration units are lower-case; write "30s""#,
+        ),
+        (
+            "1H30m",
+            r#"invalid duration "1H30m": unknown unit "H": duration units are lower-case; write "1h""#,
+        ),
+    ] {
+        assert_eq!(parse_duration(text), Err(message.to_owned()));
+    }
+    assert_eq!(
+        parse_duration("2 months"),
+        Ok(std::time::Duration::from_secs(2 * 2_630_016))
+    );
+    assert_eq!(
+        parse_duration("5m"),
+        Ok(std::time::Duration::from_secs(300))
+    );
+    for (text, message) in [
+        (
+            "5m",
+            r#"invalid size "5m": ambiguous unit "m"; write "5MiB" (mebibytes, 1024² bytes) or "5MB" (megabytes, 1000² bytes); size units are B, KiB, MiB, GiB, KB, MB and GB, case-sensitive"#,
+        ),
+        (
+            "64k",
+            r#"invalid size "64k": ambiguous unit "k"; write "64KiB" (kibibytes, 1024 bytes) or "64KB" (kilobytes, 1000 bytes); size units are B, KiB, MiB, GiB, KB, MB and GB, case-sensitive"#,
+        ),
+        (
+            "1 gib",
+            r#"invalid size "1 gib": ambiguous unit "gib"; write "1GiB" (gibibytes, 1024³ bytes) or "1GB" (gigabytes, 1000³ bytes); size units are B, KiB, MiB, GiB, KB, MB and GB, case-sensitive"#,
+        ),
+        (
+            "512b",
+            r#"invalid size "512b": unknown unit "b"; write "512B" for bytes (size units are case-sensitive)"#,
+        ),
+        (
+            "1TB",
+            r#"invalid size "1TB": expected a number and a unit among B, KiB, MiB, GiB (or KB, MB, GB), like "20MiB""#,
+        ),
+    ] {
+        assert_eq!(parse_size(text), Err(message.to_owned()));
+    }
     // A route cache with every key.
     let c = parse(
         r#"

@@ -13,11 +13,58 @@ pub(super) const SIZE_EXPECTED: &str =
 const RATE_EXPECTED: &str = "expected COUNT/UNIT with UNIT s, m or h, like \"100/m\"";
 const LISTEN_EXPECTED: &str = "expected IP:PORT, like \"0.0.0.0:443\" or \"[::]:443\"";
 
+/// Units humantime knows, case-sensitive.
+const DURATION_UNITS: &[&str] = &[
+    "nsec", "ns", "usec", "us", "msec", "ms", "seconds", "second", "secs", "sec", "s", "minutes",
+    "minute", "mins", "min", "m", "hours", "hour", "hrs", "hr", "h", "days", "day", "d", "weeks",
+    "week", "w", "months", "month", "M", "years", "year", "y",
+];
+
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Some(problem) = duration_unit_problem(s) {
+        return Err(format!("invalid duration \"{s}\": {problem}"));
+    }
     humantime::parse_duration(s.trim())
         .ok()
         .filter(|_| !s.trim().is_empty())
         .ok_or_else(|| format!("invalid duration \"{s}\": {DURATION_EXPECTED}"))
+}
+
+/// A unit humantime would read otherwise than a reader may mean: `M` is months (`m` is
+/// minutes), and a unit in another case (`5S`, `1H`) is refused with the right spelling.
+fn duration_unit_problem(s: &str) -> Option<String> {
+    let mut rest = s.trim();
+    while !rest.is_empty() {
+        let number_end = rest.find(|c: char| c.is_alphabetic()).unwrap_or(rest.len());
+        let (number, after) = rest.split_at(number_end);
+        let unit_end = after
+            .find(|c: char| !c.is_alphabetic())
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_end);
+        let n = number.trim();
+        let n = if n.is_empty() { "N" } else { n };
+        if unit == "M" {
+            let days = n
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| n.checked_mul(30))
+                .map_or_else(|| "N×30".to_owned(), |d| d.to_string());
+            return Some(format!(
+                "ambiguous unit \"M\" (months); write \"{n}m\" for minutes, or days like \
+                 \"{days}d\""
+            ));
+        }
+        if !unit.is_empty() && !DURATION_UNITS.contains(&unit) {
+            let lower = unit.to_ascii_lowercase();
+            if DURATION_UNITS.contains(&lower.as_str()) {
+                return Some(format!(
+                    "unknown unit \"{unit}\": duration units are lower-case; write \"{n}{lower}\""
+                ));
+            }
+        }
+        rest = next;
+    }
+    None
 }
 
 pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
@@ -36,13 +83,36 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
         "GiB" => 1 << 30,
-        _ => return Err(bad()),
+        other => return Err(size_unit_hint(s, number, other).unwrap_or_else(bad)),
     };
     number
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(multiplier))
         .ok_or_else(|| format!("invalid size \"{s}\": too large, expected at most 16 EiB"))
+}
+
+/// For a size unit in the wrong case or without its `B` (`"5m"`, `"20M"`, `"1kb"`): which
+/// two units it may have meant.
+fn size_unit_hint(s: &str, number: &str, unit: &str) -> Option<String> {
+    let lower = unit.to_ascii_lowercase();
+    let (prefix, binary, decimal) = match lower.as_str() {
+        "b" => {
+            return Some(format!(
+                "invalid size \"{s}\": unknown unit \"{unit}\"; write \"{number}B\" for bytes \
+                 (size units are case-sensitive)"
+            ))
+        }
+        "k" | "kb" | "ki" | "kib" => ("K", "kibibytes, 1024", "kilobytes, 1000"),
+        "m" | "mb" | "mi" | "mib" => ("M", "mebibytes, 1024²", "megabytes, 1000²"),
+        "g" | "gb" | "gi" | "gib" => ("G", "gibibytes, 1024³", "gigabytes, 1000³"),
+        _ => return None,
+    };
+    Some(format!(
+        "invalid size \"{s}\": ambiguous unit \"{unit}\"; write \"{number}{prefix}iB\" \
+         ({binary} bytes) or \"{number}{prefix}B\" ({decimal} bytes); size units are B, \
+         KiB, MiB, GiB, KB, MB and GB, case-sensitive"
+    ))
 }
 
 pub(crate) fn parse_rate(s: &str) -> Result<Rate, String> {
