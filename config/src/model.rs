@@ -394,7 +394,8 @@ pub struct Route {
     pub request_headers: HeaderOps,
     /// Header operations on the response sent to the client (named sets, site's, then route's).
     pub response_headers: HeaderOps,
-    /// Response compression (route, else site, else on with defaults); `None` = off.
+    /// Response compression (route, else site, else on with defaults for static files and
+    /// off for the rest: see the README's BREACH note); `None` = off.
     pub compress: Option<Compression>,
 }
 

@@ -266,7 +266,7 @@ compress = { level = 2, brotli_level = 4, types = ["application/json", "text/*"]
 names = ["b.test"]
   [[sites.routes]]
   path = "/"
-  respond = {}
+  static = { root = "/srv/www" }
 "#;
     let c = parse(text, "test.toml").unwrap();
     let a = &c.sites[0].routes;
@@ -278,7 +278,7 @@ names = ["b.test"]
     assert!(compress.covers("text/html"));
     assert!(!compress.covers("image/svg+xml"));
     assert_eq!(a.iter().find(|r| r.path == "/off").unwrap().compress, None);
-    // Default: on, with the default list.
+    // Default for static files: on, with the default list.
     let b = c.sites[1].routes[0].compress.as_ref().unwrap();
     assert_eq!(b, &crate::Compression::default());
     assert!(b.covers("image/svg+xml") && !b.covers("image/png"));
@@ -302,4 +302,68 @@ names = ["b.test"]
         ),
         "{err}"
     );
+}
+
+#[test]
+fn compression_is_on_by_default_for_static_files_only() {
+    let text = r#"[server]
+admin = false
+[upstreams.app]
+servers = ["127.0.0.1:1"]
+[[sites]]
+names = ["plain.test"]
+  [[sites.routes]]
+  path = "/api/"
+  upstream = "app"
+  [[sites.routes]]
+  path = "/assets/"
+  static = { root = "/srv/www" }
+  [[sites.routes]]
+  path = "/"
+  respond = { body = "hi" }
+[[sites]]
+names = ["on.test"]
+compress = true
+  [[sites.routes]]
+  path = "/api/"
+  upstream = "app"
+  [[sites.routes]]
+  path = "/private/"
+  upstream = "app"
+  compress = false
+[[sites]]
+names = ["off.test"]
+compress = false
+  [[sites.routes]]
+  path = "/assets/"
+  static = { root = "/srv/www" }
+  [[sites.routes]]
+  path = "/public/"
+  upstream = "app"
+  compress = { level = 1 }
+"#;
+    let c = parse(text, "test.toml").unwrap();
+    let compress = |site: usize, path: &str| {
+        c.sites[site]
+            .routes
+            .iter()
+            .find(|r| r.path == path)
+            .unwrap()
+            .compress
+            .clone()
+    };
+    let on = Some(Compression::default());
+    // Nothing said: proxied responses (BREACH) and vigie's own answers are sent as they are,
+    // static files are compressed.
+    assert_eq!(compress(0, "/api/"), None);
+    assert_eq!(compress(0, "/"), None);
+    assert_eq!(compress(0, "/assets/"), on);
+    // A site's `compress = true` turns it on for its proxied routes; a route says otherwise.
+    assert_eq!(compress(1, "/api/"), on);
+    assert_eq!(compress(1, "/private/"), None);
+    // A site's `compress = false` turns static files off too; a route's table turns it on.
+    assert_eq!(compress(2, "/assets/"), None);
+    let public = compress(2, "/public/").unwrap();
+    assert_eq!(public.level, 1);
+    assert_eq!(public.types, Compression::default().types);
 }

@@ -375,6 +375,10 @@ impl Validator<'_> {
         ] {
             merge(&mut response_headers, layer);
         }
+        let compress = own
+            .compress
+            .or_else(|| site.compress.clone())
+            .unwrap_or_else(|| default_compress(&action));
         Route {
             path: path.clone(),
             action,
@@ -383,10 +387,19 @@ impl Validator<'_> {
             cache,
             request_headers,
             response_headers,
-            compress: own
-                .compress
-                .or_else(|| site.compress.clone())
-                .unwrap_or_else(|| Some(Compression::default())),
+            compress,
         }
+    }
+}
+
+/// Compression when neither the route nor its site sets `compress`: on for static files,
+/// which carry no per-user secret; off for proxied responses, which may reflect a secret
+/// next to attacker-chosen input in one compressed HTTPS body (BREACH), as nginx and Caddy
+/// compress only when told to. vigie's own answers (`respond`, `redirect`) are never
+/// compressed.
+fn default_compress(action: &Action) -> Option<Compression> {
+    match action {
+        Action::Static { .. } => Some(Compression::default()),
+        Action::Proxy { .. } | Action::Redirect { .. } | Action::Respond { .. } => None,
     }
 }
