@@ -30,6 +30,7 @@ servers = ["{origin}"]
 
 [[sites]]
 names = ["example.com", "other.example"]
+compress = true
   [[sites.routes]]
   path = "/c/"
   upstream = "app"

@@ -19,13 +19,13 @@ names = ["example.com"]
 /// Each mistake, the text that makes it, and the exact first line `vigie check` prints.
 const MISTAKES: &[(&str, &str, &str)] = &[
     ("unknown key", "[server]\nhtp = [\"0.0.0.0:80\"]\n",
-     "test.toml:2:1: unknown key `htp`, expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`, `header_timeout`, `body_timeout`, `max_header_bytes`, `max_uri_bytes`"),
+     "test.toml:2:1: unknown key `htp` (did you mean `http`?), expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`, `header_timeout`, `body_timeout`, `max_header_bytes`, `max_uri_bytes`"),
     ("bad address", "[server]\nhttp = [\"0.0.0.0:99999\"]\n",
      "test.toml:2:9: invalid listen address \"0.0.0.0:99999\": expected IP:PORT, like \"0.0.0.0:443\" or \"[::]:443\""),
     ("bad duration", "[server]\nadmin = false\ngrace_period = \"5 sconds\"\n",
      "test.toml:3:16: invalid duration \"5 sconds\": expected a number and a unit, like \"30s\", \"5m\", \"1h\""),
     ("bad size", "[server]\nadmin = false\n[[sites]]\nnames = [\"a.test\"]\nmax_body = \"20M\"\n[[sites.routes]]\npath = \"/\"\nrespond = { body = \"x\" }\n",
-     "test.toml:5:12: invalid size \"20M\": expected a number and a unit among B, KiB, MiB, GiB (or KB, MB, GB), like \"20MiB\""),
+     "test.toml:5:12: invalid size \"20M\": ambiguous unit \"M\"; write \"20MiB\" (mebibytes, 1024² bytes) or \"20MB\" (megabytes, 1000² bytes); size units are B, KiB, MiB, GiB, KB, MB and GB, case-sensitive"),
     ("bad rate", "[server]\nadmin = false\n[limits.ip]\nrate = \"100/min\"\n",
      "test.toml:4:8: invalid rate \"100/min\": expected COUNT/UNIT with UNIT s, m or h, like \"100/m\""),
     ("undefined upstream", "[server]\nadmin = false\n[upstreams.backend]\nservers = [\"127.0.0.1:1\"]\n[[sites]]\nnames = [\"a.test\"]\n[[sites.routes]]\npath = \"/\"\nupstream = \"bakend\"\n",

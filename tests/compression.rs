@@ -1,6 +1,6 @@
 //! Response compression: each encoding decoded by a real decoder (and brotli by curl too) and
-//! compared byte for byte, over HTTP/1.1 and HTTP/2, and every case that must stay
-//! uncompressed.
+//! compared byte for byte, over HTTP/1.1 and HTTP/2, every case that must stay uncompressed,
+//! and the default (proxied responses only when the site or route says so, for BREACH).
 
 use std::io::Read;
 
@@ -28,6 +28,7 @@ servers = ["{origin}"]
 [[sites]]
 names = ["example.com"]
 {site_tls}
+compress = true
   [[sites.routes]]
   path = "/"
   upstream = "app"
@@ -204,6 +205,66 @@ async fn what_must_not_be_compressed_is_not() {
             not("HEAD")
         );
         assert!(r.bytes().await.unwrap().is_empty());
+    }
+}
+
+/// A site that says nothing about compression, with one route that turns it on.
+fn default_config(origin: &str, www: &str) -> String {
+    format!(
+        r#"
+[server]
+http = ["{{http}}"]
+admin = "{{admin}}"
+state_dir = "{{state}}"
+
+[upstreams.app]
+servers = ["{origin}"]
+
+[[sites]]
+names = ["example.com"]
+  [[sites.routes]]
+  path = "/"
+  upstream = "app"
+  [[sites.routes]]
+  path = "/on/"
+  upstream = "app"
+  strip_prefix = true
+  compress = true
+  [[sites.routes]]
+  path = "/files/"
+  static = {{ root = "{www}" }}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxied_responses_are_compressed_only_when_told_static_files_by_default() {
+    let o = Origin::start("app").await;
+    let www = tempfile::tempdir().unwrap();
+    let page = "<p>hello static</p>\n".repeat(200);
+    std::fs::write(www.path().join("page.html"), &page).unwrap();
+    let v = Vigie::start(&default_config(
+        &o.addr_str(),
+        &www.path().display().to_string(),
+    ))
+    .await;
+    for accept in ["gzip", "br", "zstd", "gzip, deflate, br, zstd"] {
+        // Nothing said on the site or route: the upstream's body as it sent it.
+        let g = get(&v, "/body?kb=100", Some(accept)).await;
+        assert_eq!(g.status, 200);
+        assert_eq!(g.encoding, None, "proxied, {accept}");
+        assert_eq!(g.length.as_deref(), Some("102400"));
+        assert_eq!(g.body, test_body(100));
+        // The route's `compress = true`.
+        let g = get(&v, "/on/body?kb=100", Some(accept)).await;
+        let encoding = g.encoding.clone().unwrap_or_default();
+        assert!(!encoding.is_empty(), "compress = true, {accept}");
+        assert_eq!(decode(&encoding, &g.body), test_body(100));
+        // Static files: on by default.
+        let g = get(&v, "/files/page.html", Some(accept)).await;
+        let encoding = g.encoding.clone().unwrap_or_default();
+        assert!(!encoding.is_empty(), "static, {accept}");
+        assert_eq!(decode(&encoding, &g.body), page.as_bytes());
     }
 }
 

@@ -57,6 +57,7 @@ retries = 0
 [[sites]]
 names = ["example.com", "www.example.com"]
 redirect_www = "to_apex"
+compress = true
 error_pages = {{ "502" = {{ body = "<h1>We are down</h1>", content_type = "text/html" }} }}
   [[sites.routes]]
   path = "/"

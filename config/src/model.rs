@@ -407,7 +407,8 @@ pub struct Route {
     pub request_headers: HeaderOps,
     /// Header operations on the response sent to the client (named sets, site's, then route's).
     pub response_headers: HeaderOps,
-    /// Response compression (route, else site, else on with defaults); `None` = off.
+    /// Response compression (route, else site, else on with defaults for static files and
+    /// off for the rest: see the README's BREACH note); `None` = off.
     pub compress: Option<Compression>,
     /// Upstream response headers hidden by default that this route passes to the client
     /// (`pass_headers`, route, else site; lower-case names from [`HIDDEN_UPSTREAM_HEADERS`]).
@@ -593,6 +594,16 @@ impl HostPattern {
         match self {
             HostPattern::Exact(name) => name == host,
             HostPattern::Wildcard(suffix) => wildcard_matches(suffix, host),
+        }
+    }
+}
+
+/// `example.com`, or `*.example.com` for a wildcard: the name as written in `names`.
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostPattern::Exact(name) => f.write_str(name),
+            HostPattern::Wildcard(suffix) => write!(f, "*.{suffix}"),
         }
     }
 }

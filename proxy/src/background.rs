@@ -143,15 +143,7 @@ pub fn acme_sites(config: &vigie_config::Config) -> Vec<Vec<String>> {
         .sites
         .iter()
         .filter(|s| s.tls == Some(vigie_config::SiteTls::Acme))
-        .map(|s| {
-            s.names
-                .iter()
-                .map(|n| match n {
-                    vigie_config::HostPattern::Exact(n) => n.clone(),
-                    vigie_config::HostPattern::Wildcard(w) => format!("*.{w}"),
-                })
-                .collect()
-        })
+        .map(|s| s.names.iter().map(ToString::to_string).collect())
         .collect()
 }
 

@@ -108,11 +108,6 @@ const BAD: &[(&str, &str, &str)] = &[
         r#"test.toml:2:16: error page file "/" is not a file: expected a file like "/srv/errors/404.html""#,
     ),
     (
-        "unknown key in an error page",
-        "[error_pages]\n404 = { text = \"gone\" }\n",
-        r#"test.toml:2:9: unknown key `text`, expected one of `file`, `body`, `content_type`"#,
-    ),
-    (
         "error page that is not a table",
         "[error_pages]\n404 = \"/srv/404.html\"\n",
         r#"test.toml:2:7: invalid type: string "/srv/404.html", expected a table { file = "/path" } or { body = "...", content_type = "..." }"#,

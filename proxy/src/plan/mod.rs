@@ -26,7 +26,7 @@ use std::time::SystemTime;
 use rustls::sign::CertifiedKey;
 use vigie_acme::{CertError, CertTable, LocalCa};
 use vigie_config::{
-    Action, CacheZone, Compression, Config, HeaderOps, HostPattern, LimitZone, RouteCache, SiteTls,
+    Action, CacheZone, Compression, Config, HeaderOps, LimitZone, RouteCache, SiteTls,
     TrailingSlash, Upstream,
 };
 
@@ -200,13 +200,6 @@ pub enum PlanError {
     },
 }
 
-fn pattern_str(p: &HostPattern) -> String {
-    match p {
-        HostPattern::Exact(n) => n.clone(),
-        HostPattern::Wildcard(s) => format!("*.{s}"),
-    }
-}
-
 /// `map[name]`, or [`PlanError::Undefined`].
 fn resolve<T: Clone>(
     map: &impl Lookup<T>,
@@ -296,7 +289,7 @@ impl Plan<Compiled> {
                 }));
             }
             let label = match site.names.first() {
-                Some(p) => pattern_str(p),
+                Some(p) => p.to_string(),
                 None => format!("site{index}"),
             };
             if let Some(tls) = &site.tls {
@@ -308,7 +301,7 @@ impl Plan<Compiled> {
                 };
                 certs
                     .sites
-                    .push((site.names.iter().map(pattern_str).collect(), cert));
+                    .push((site.names.iter().map(ToString::to_string).collect(), cert));
             }
             sites.push(Arc::new(SitePlan {
                 index,
