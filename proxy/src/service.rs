@@ -333,10 +333,15 @@ impl ProxyHttp for Vigie {
             _ => Vec::new(),
         };
         let Some(addr) = group.select(&key, &ctx.tried) else {
-            return Error::e_explain(
+            // An upstream failure like a refused connection: a cached route serves its stale
+            // copy (stale-if-error) rather than the 503, whether the servers were found down
+            // by this request or by an earlier one.
+            let mut e = Error::explain(
                 ErrorType::HTTPStatus(503),
                 format!("no healthy server in upstream \"{}\"", group.config.name),
             );
+            e.esource = ErrorSource::Upstream;
+            return Err(e);
         };
         ctx.attempts += 1;
         ctx.tried.push(addr);
