@@ -16,3 +16,4 @@ mod ops;
 mod proxying;
 mod routing;
 mod tls;
+mod tunnels;

@@ -30,6 +30,8 @@ use crate::upstream::{InflightGuard, UpstreamGroup};
 use vigie_acme::manager::HTTP01_PREFIX;
 use vigie_acme::Http01Tokens;
 
+mod websocket;
+
 /// The proxy: routes by host and path, answers or forwards.
 pub struct Vigie {
     snapshots: SnapshotHandle,
@@ -306,8 +308,15 @@ impl ProxyHttp for Vigie {
     }
 
     /// Routing, answering routes and the declared body limit. `Ok(true)` = answered here.
+    /// WebSocket upgrades are tunnelled here, by vigie (see `websocket`).
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        self.route_request(session, ctx).await
+        if self.route_request(session, ctx).await? {
+            return Ok(true);
+        }
+        if websocket::takes(session, ctx) {
+            return self.websocket(session, ctx).await;
+        }
+        Ok(false)
     }
 
     /// Counts body bytes against the route's limit; fails with 413 past it.
