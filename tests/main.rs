@@ -6,6 +6,7 @@ mod support;
 
 mod acme;
 mod balancing;
+mod buffering;
 mod cache;
 mod check;
 mod compression;

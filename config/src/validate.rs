@@ -447,6 +447,7 @@ impl Validator<'_> {
                 body_timeout: limits.body_timeout,
                 max_header_bytes: limits.max_header_bytes,
                 max_uri_bytes: limits.max_uri_bytes,
+                request_buffer: limits.request_buffer,
                 http: Vec::new(),
                 https: Vec::new(),
                 admin: Some(DEFAULT_ADMIN),
@@ -552,6 +553,7 @@ impl Validator<'_> {
             body_timeout: limits.body_timeout,
             max_header_bytes: limits.max_header_bytes,
             max_uri_bytes: limits.max_uri_bytes,
+            request_buffer: limits.request_buffer,
         }
     }
 
@@ -1352,6 +1354,10 @@ impl Validator<'_> {
             path: path.clone(),
             action,
             max_body: own.max_body.unwrap_or_else(|| site.max_body.flatten()),
+            request_buffer: r
+                .request_buffer
+                .as_ref()
+                .and_then(|s| self.request_buffer(s)),
             limit: own.limit.unwrap_or_else(|| site.limit.clone().flatten()),
             cache,
             request_headers,

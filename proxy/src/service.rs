@@ -17,8 +17,8 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use vigie_config::{Action, Balance, HashKey, Route};
 
 use crate::filters::{
-    self, body_limit, cache, client_ip, compress, error_pages, forwarded, oversize, respond,
-    static_files, www,
+    self, body_limit, cache, client_ip, compress, error_pages, forwarded, oversize, request_buffer,
+    respond, static_files, www,
 };
 use crate::snapshot::{normalize_path, Snapshot, SnapshotHandle};
 use std::time::{Duration, Instant, SystemTime};
@@ -87,6 +87,8 @@ pub struct Ctx {
     host: Option<String>,
     client: Option<IpAddr>,
     body_seen: u64,
+    /// The body was read in full by `request_buffer` (and counted against `max_body`).
+    body_buffered: bool,
     attempts: u32,
     tried: Vec<SocketAddr>,
     group: Option<Arc<UpstreamGroup>>,
@@ -282,6 +284,7 @@ impl ProxyHttp for Vigie {
             host: None,
             client: None,
             body_seen: 0,
+            body_buffered: false,
             attempts: 0,
             tried: Vec::new(),
             group: None,
@@ -316,10 +319,18 @@ impl ProxyHttp for Vigie {
         if websocket::takes(session, ctx) {
             return self.websocket(session, ctx).await;
         }
+        if let Some(route) = ctx.route() {
+            let server = &ctx.snap.config.server;
+            let limit = request_buffer::limit_for(server, route);
+            let timeout = server.body_timeout;
+            ctx.body_buffered = request_buffer::read(session, limit, timeout).await?;
+        }
         Ok(false)
     }
 
-    /// Counts body bytes against the route's limit; fails with 413 past it.
+    /// Counts body bytes against the route's limit; fails with 413 past it. A buffered body
+    /// (checked against the limit by its declared length) is not counted again when pingora
+    /// sends it, on each attempt.
     async fn request_body_filter(
         &self,
         _session: &mut Session,
@@ -327,6 +338,9 @@ impl ProxyHttp for Vigie {
         _end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if ctx.body_buffered {
+            return Ok(());
+        }
         if let (Some(limit), Some(chunk)) = (ctx.route().and_then(|r| r.max_body), body.as_ref()) {
             let mut seen = ctx.body_seen;
             let res = body_limit::count(&mut seen, chunk.len(), limit);

@@ -13,6 +13,7 @@ pub mod forwarded;
 pub mod limit;
 pub mod oversize;
 pub mod range;
+pub mod request_buffer;
 pub mod request_id;
 pub mod respond;
 pub mod static_files;
