@@ -270,6 +270,8 @@ async fn bodies_arrive_byte_exact_over_http1_and_http2() {
         ("h1 chunked", pattern(30_001)),
         ("h2 small", pattern(60_000)),
         ("h2 large", pattern(300_000)),
+        ("h2 stream small", pattern(40_000)),
+        ("h2 stream large", pattern(150_000)),
     ];
     for (i, (what, body)) in cases.iter().enumerate() {
         let req = match *what {
@@ -283,6 +285,15 @@ async fn bodies_arrive_byte_exact_over_http1_and_http2() {
                     )))
             }
             "h1 content-length" => client().post(v.url("/cl")).body(body.clone()),
+            "h2 stream small" | "h2 stream large" => {
+                // No content-length: a stream body, in pieces of 5,000 bytes.
+                let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+                    body.chunks(5_000).map(|c| Ok(c.to_vec())).collect();
+                h2.post(&h2_url)
+                    .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                        pieces,
+                    )))
+            }
             _ => h2.post(&h2_url).body(body.clone()),
         };
         let req = if what.starts_with("h1") {
@@ -402,4 +413,94 @@ async fn a_retry_sends_the_buffered_body_again() {
     let seen = o.requests();
     assert_eq!(seen.len(), 4);
     assert!(seen.iter().all(|a| a.body.as_deref() == Some(&body[..])));
+}
+
+/// A chunked body: `pieces` of the body, then the last chunk.
+fn chunked(body: &[u8], piece: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in body.chunks(piece) {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+fn chunked_header(path: &str) -> String {
+    format!("POST {path} HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n")
+}
+
+/// A chunked body has no declared length; a small one dribbled is buffered all the same:
+/// nothing reaches the origin before its last chunk.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_chunked_body_is_buffered_too() {
+    let o = RecordingOrigin::start().await;
+    let v = Vigie::start(&config(o.addr, "")).await;
+    let body = pattern(50);
+    let mut s = TcpStream::connect(&v.http).await.unwrap();
+    s.write_all(chunked_header("/form").as_bytes())
+        .await
+        .unwrap();
+    let wire = chunked(&body, 10);
+    let (pieces, last) = wire.split_at(wire.len() - 5);
+    for piece in pieces.chunks(15) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(o.connections(), 0, "the origin was contacted mid-body");
+        s.write_all(piece).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        o.connections(),
+        0,
+        "the origin was contacted before the last chunk"
+    );
+    s.write_all(last).await.unwrap();
+    let done = Instant::now();
+    assert_eq!(status_of(&mut s).await, 200, "{}", v.log());
+    let seen = o.requests();
+    assert!(seen[0].header_at >= done);
+    assert_eq!(seen[0].body.as_deref(), Some(&body[..]));
+}
+
+/// Chunked bodies sent at once, around the buffer size (whole, crossing it on the read that
+/// ends it, crossing it mid-body, far above it): each arrives whole and unchanged.
+#[tokio::test(flavor = "multi_thread")]
+async fn chunked_bodies_around_the_buffer_size_arrive_whole() {
+    let o = RecordingOrigin::start().await;
+    let v = Vigie::start(&config(o.addr, "")).await;
+    let cases = [
+        (60_000, 60_000),
+        (65_536, 65_536),
+        (65_537, 65_537),
+        (70_000, 70_000),
+        (70_000, 1_000),
+        (100_000, 30_000),
+        (100_000, 64_000),
+        (300_000, 8_192),
+    ];
+    for (i, (len, piece)) in cases.iter().enumerate() {
+        let body = pattern(*len);
+        let mut s = TcpStream::connect(&v.http).await.unwrap();
+        let mut wire = chunked_header("/c").into_bytes();
+        wire.extend_from_slice(&chunked(&body, *piece));
+        s.write_all(&wire).await.unwrap();
+        assert_eq!(
+            status_of(&mut s).await,
+            200,
+            "{len} in {piece}: {}",
+            v.log()
+        );
+        wait_until(Duration::from_secs(5), "the origin has the body", || {
+            let done = o.requests().get(i).is_some_and(|a| a.body.is_some());
+            async move { done }
+        })
+        .await;
+        let seen = o.requests();
+        assert!(
+            seen[i].body.as_deref() == Some(&body[..]),
+            "{len} in {piece}: body changed ({:?} bytes)",
+            seen[i].body.as_ref().map(Vec::len)
+        );
+    }
 }

@@ -85,9 +85,9 @@ pub struct Server {
     pub max_header_bytes: usize,
     /// Longest request target (path and query); longer ones get 414. Default 8 KiB.
     pub max_uri_bytes: usize,
-    /// Request bodies of a declared length up to this many bytes are read in full before an
-    /// upstream is chosen (a slow client never holds an upstream connection); larger ones
-    /// stream. `0` = off. Default 64 KiB, at most 64 KiB.
+    /// Request bodies up to this many bytes are read in full before an upstream is chosen (a
+    /// slow client never holds an upstream connection); larger ones stream. `0` = off.
+    /// Default 64 KiB, at most 64 KiB.
     pub request_buffer: u64,
 }
 

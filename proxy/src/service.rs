@@ -87,8 +87,8 @@ pub struct Ctx {
     host: Option<String>,
     client: Option<IpAddr>,
     body_seen: u64,
-    /// The body was read in full by `request_buffer` (and counted against `max_body`).
-    body_buffered: bool,
+    /// What `request_buffer` read of the body before the upstream was chosen.
+    replay: request_buffer::Replay,
     attempts: u32,
     tried: Vec<SocketAddr>,
     group: Option<Arc<UpstreamGroup>>,
@@ -284,7 +284,7 @@ impl ProxyHttp for Vigie {
             host: None,
             client: None,
             body_seen: 0,
-            body_buffered: false,
+            replay: request_buffer::Replay::Nothing,
             attempts: 0,
             tried: Vec::new(),
             group: None,
@@ -322,15 +322,15 @@ impl ProxyHttp for Vigie {
         if let Some(route) = ctx.route() {
             let server = &ctx.snap.config.server;
             let limit = request_buffer::limit_for(server, route);
-            let timeout = server.body_timeout;
-            ctx.body_buffered = request_buffer::read(session, limit, timeout).await?;
+            let (timeout, max_body) = (server.body_timeout, route.max_body);
+            let seen = &mut ctx.body_seen;
+            ctx.replay = request_buffer::read(session, limit, timeout, max_body, seen).await?;
         }
         Ok(false)
     }
 
-    /// Counts body bytes against the route's limit; fails with 413 past it. A buffered body
-    /// (checked against the limit by its declared length) is not counted again when pingora
-    /// sends it, on each attempt.
+    /// Counts body bytes against the route's limit; fails with 413 past it. What
+    /// `request_buffer` read is counted there, and restored here if pingora lost it.
     async fn request_body_filter(
         &self,
         _session: &mut Session,
@@ -338,12 +338,10 @@ impl ProxyHttp for Vigie {
         _end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if ctx.body_buffered {
-            return Ok(());
-        }
-        if let (Some(limit), Some(chunk)) = (ctx.route().and_then(|r| r.max_body), body.as_ref()) {
+        let new = ctx.replay.piece(body);
+        if let Some(limit) = ctx.route().and_then(|r| r.max_body) {
             let mut seen = ctx.body_seen;
-            let res = body_limit::count(&mut seen, chunk.len(), limit);
+            let res = body_limit::count(&mut seen, new, limit);
             ctx.body_seen = seen;
             res?;
         }
