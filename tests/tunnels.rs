@@ -184,3 +184,46 @@ async fn every_upgrade_survives_an_origin_that_speaks_first() {
         v.log()
     );
 }
+
+/// An upgrade the origin refuses (it answers `403`, not `101`) reaches the client as an
+/// ordinary response, body included; an upgrade to a server that is down gets `502`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_upgrade_is_an_ordinary_response_and_a_dead_upstream_502() {
+    let plain = crate::support::Origin::start("plain").await;
+    let v = Vigie::start(&config(plain.addr)).await;
+    let upgrade = |path: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+    };
+    let answer = |addr: String, req: String| async move {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Read until the body (one line of text) has arrived or the connection closes.
+        while !String::from_utf8_lossy(&got).ends_with('\n')
+            || !got.windows(4).any(|w| w == b"\r\n\r\n")
+        {
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .expect("an answer within 5s")
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).to_string()
+    };
+    let text = answer(v.http.clone(), upgrade("/status/403")).await;
+    assert!(text.starts_with("HTTP/1.1 403"), "{text}");
+    assert_eq!(plain.count(), 1);
+
+    let dead = crate::support::free_port();
+    let down = Vigie::start(&config(format!("127.0.0.1:{dead}").parse().unwrap())).await;
+    let text = answer(down.http.clone(), upgrade("/ws")).await;
+    assert!(text.starts_with("HTTP/1.1 502"), "{text}");
+}
