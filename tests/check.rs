@@ -19,7 +19,7 @@ names = ["example.com"]
 /// Each mistake, the text that makes it, and the exact first line `vigie check` prints.
 const MISTAKES: &[(&str, &str, &str)] = &[
     ("unknown key", "[server]\nhtp = [\"0.0.0.0:80\"]\n",
-     "test.toml:2:1: unknown key `htp` (did you mean `http`?), expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`, `header_timeout`, `body_timeout`, `max_header_bytes`, `max_uri_bytes`"),
+     "test.toml:2:1: unknown key `htp` (did you mean `http`?), expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`, `header_timeout`, `body_timeout`, `max_header_bytes`, `max_uri_bytes`, `request_buffer`"),
     ("bad address", "[server]\nhttp = [\"0.0.0.0:99999\"]\n",
      "test.toml:2:9: invalid listen address \"0.0.0.0:99999\": expected IP:PORT, like \"0.0.0.0:443\" or \"[::]:443\""),
     ("bad duration", "[server]\nadmin = false\ngrace_period = \"5 sconds\"\n",

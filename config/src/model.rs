@@ -95,6 +95,10 @@ pub struct Server {
     pub max_header_bytes: usize,
     /// Longest request target (path and query); longer ones get 414. Default 8 KiB.
     pub max_uri_bytes: usize,
+    /// Request bodies up to this many bytes are read in full before an upstream is chosen (a
+    /// slow client never holds an upstream connection); larger ones stream. `0` = off.
+    /// Default 64 KiB, at most 64 KiB.
+    pub request_buffer: u64,
 }
 
 /// Custom error pages by status code.
@@ -399,6 +403,8 @@ pub struct Route {
     pub action: Action,
     /// Request body limit in bytes (route, else site). `None` = unlimited.
     pub max_body: Option<u64>,
+    /// The route's own `request_buffer` (bytes, `0` = off); `None`: `[server]`'s.
+    pub request_buffer: Option<u64>,
     /// Rate-limit zone name (route, else site), `None` when off.
     pub limit: Option<String>,
     /// Cache settings, for proxy routes.

@@ -61,6 +61,7 @@ pub(crate) struct RawServer {
     pub(crate) body_timeout: Option<Str>,
     pub(crate) max_header_bytes: Option<Size>,
     pub(crate) max_uri_bytes: Option<Size>,
+    pub(crate) request_buffer: Option<Size>,
 }
 
 /// `[tls]`.
@@ -283,6 +284,7 @@ pub(crate) struct RawRoute {
     pub(crate) static_files: Option<Spanned<RawStatic>>,
     pub(crate) cache: Option<Spanned<RawRouteCache>>,
     pub(crate) max_body: Option<Size>,
+    pub(crate) request_buffer: Option<Size>,
     pub(crate) limit: Option<Str>,
     pub(crate) headers: Option<Spanned<StrOr<StrList>>>,
     pub(crate) request_headers: Option<RawHeaderOps>,

@@ -18,8 +18,8 @@ use vigie_config::{Action, Balance, HashKey, RouteCache};
 
 use crate::filters::limit::Outcome as LimitOutcome;
 use crate::filters::{
-    self, body_limit, cache, client_ip, compress, error_pages, forwarded, oversize, respond,
-    static_files, www,
+    self, body_limit, cache, client_ip, compress, error_pages, forwarded, oversize, request_buffer,
+    respond, static_files, www,
 };
 use crate::plan::paths::normalize_path;
 use crate::plan::{routing, RoutePlan, SitePlan};
@@ -32,6 +32,8 @@ use crate::metrics::{Metrics, RequestRecord};
 use crate::upstream::{InflightGuard, UpstreamGroup};
 use vigie_acme::manager::HTTP01_PREFIX;
 use vigie_acme::Http01Tokens;
+
+mod websocket;
 
 /// The proxy: routes by host and path, answers or forwards.
 pub struct Vigie {
@@ -88,6 +90,8 @@ pub struct Ctx {
     host: Option<String>,
     client: Option<IpAddr>,
     body_seen: u64,
+    /// What `request_buffer` read of the body before the upstream was chosen.
+    replay: request_buffer::Replay,
     attempts: u32,
     tried: Vec<SocketAddr>,
     group: Option<Arc<UpstreamGroup>>,
@@ -276,6 +280,7 @@ impl ProxyHttp for Vigie {
             host: None,
             client: None,
             body_seen: 0,
+            replay: request_buffer::Replay::Nothing,
             attempts: 0,
             tried: Vec::new(),
             group: None,
@@ -302,11 +307,26 @@ impl ProxyHttp for Vigie {
     }
 
     /// Routing, answering routes and the declared body limit. `Ok(true)` = answered here.
+    /// WebSocket upgrades are tunnelled here, by vigie (see `websocket`).
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        self.route_request(session, ctx).await
+        if self.route_request(session, ctx).await? {
+            return Ok(true);
+        }
+        if websocket::takes(session, ctx) {
+            return self.websocket(session, ctx).await;
+        }
+        if let Some(route) = ctx.route() {
+            let server = &ctx.snap.config.server;
+            let limit = request_buffer::limit_for(server, route);
+            let (timeout, max_body) = (server.body_timeout, route.max_body);
+            let seen = &mut ctx.body_seen;
+            ctx.replay = request_buffer::read(session, limit, timeout, max_body, seen).await?;
+        }
+        Ok(false)
     }
 
-    /// Counts body bytes against the route's limit; fails with 413 past it.
+    /// Counts body bytes against the route's limit; fails with 413 past it. What
+    /// `request_buffer` read is counted there, and restored here if pingora lost it.
     async fn request_body_filter(
         &self,
         _session: &mut Session,
@@ -314,9 +334,10 @@ impl ProxyHttp for Vigie {
         _end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let (Some(limit), Some(chunk)) = (ctx.route().and_then(|r| r.max_body), body.as_ref()) {
+        let new = ctx.replay.piece(body);
+        if let Some(limit) = ctx.route().and_then(|r| r.max_body) {
             let mut seen = ctx.body_seen;
-            let res = body_limit::count(&mut seen, chunk.len(), limit);
+            let res = body_limit::count(&mut seen, new, limit);
             ctx.body_seen = seen;
             res?;
         }

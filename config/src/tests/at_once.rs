@@ -56,7 +56,7 @@ names = ["example.com"]
   respond = {}
 "#,
         &[
-            "test.toml:3:1: unknown key `htp` (did you mean `http`?), expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`, `header_timeout`, `body_timeout`, `max_header_bytes`, `max_uri_bytes`",
+            "test.toml:3:1: unknown key `htp` (did you mean `http`?), expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`, `header_timeout`, `body_timeout`, `max_header_bytes`, `max_uri_bytes`, `request_buffer`",
             r#"test.toml:4:16: invalid duration "soon": expected a number and a unit, like "30s", "5m", "1h""#,
             r#"test.toml:8:10: route path "api" must start with "/", like "/api""#,
         ],
@@ -65,7 +65,7 @@ names = ["example.com"]
         "a key in another case, over several lines",
         "[server]\nHTTP = [\n  \"0.0.0.0:80\",\n  \"[::]:80\",\n]\nthreads = 0\n",
         &[
-            "test.toml:2:1: unknown key `HTTP` (did you mean `http`?), expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`, `header_timeout`, `body_timeout`, `max_header_bytes`, `max_uri_bytes`",
+            "test.toml:2:1: unknown key `HTTP` (did you mean `http`?), expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`, `header_timeout`, `body_timeout`, `max_header_bytes`, `max_uri_bytes`, `request_buffer`",
             "test.toml:6:11: invalid threads 0: expected an integer from 1 to 1024",
         ],
     ),
@@ -152,15 +152,15 @@ compres = true
         &[
             "test.toml:6:1: unknown key `compres` (did you mean `compress`?), expected one of `names`, `tls`, `max_body`, `limit`, `headers`, `request_headers`, `response_headers`, `compress`, `pass_headers`, `redirect_www`, `trailing_slash`, `error_pages`, `routes`",
             r#"test.toml:8:10: route "/" has no action: expected one of upstream, redirect, respond or static"#,
-            "test.toml:9:3: unknown key `upstrem` (did you mean `upstream`?), expected one of `path`, `upstream`, `strip_prefix`, `redirect`, `respond`, `static`, `cache`, `max_body`, `limit`, `headers`, `request_headers`, `response_headers`, `compress`, `pass_headers`",
+            "test.toml:9:3: unknown key `upstrem` (did you mean `upstream`?), expected one of `path`, `upstream`, `strip_prefix`, `redirect`, `respond`, `static`, `cache`, `max_body`, `request_buffer`, `limit`, `headers`, `request_headers`, `response_headers`, `compress`, `pass_headers`",
         ],
     ),
     (
         "dotted keys, and no suggestion when nothing is close",
         "[server]\nbananas = 1\nfoo.bar = 2\nfoo.baz = 3\n[log]\nlevel = \"\"\n",
         &[
-            "test.toml:2:1: unknown key `bananas`, expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`, `header_timeout`, `body_timeout`, `max_header_bytes`, `max_uri_bytes`",
-            "test.toml:3:1: unknown key `foo`, expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`, `header_timeout`, `body_timeout`, `max_header_bytes`, `max_uri_bytes`",
+            "test.toml:2:1: unknown key `bananas`, expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`, `header_timeout`, `body_timeout`, `max_header_bytes`, `max_uri_bytes`, `request_buffer`",
+            "test.toml:3:1: unknown key `foo`, expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`, `header_timeout`, `body_timeout`, `max_header_bytes`, `max_uri_bytes`, `request_buffer`",
             r#"test.toml:6:9: empty level: expected a filter like "info" or "vigie=debug""#,
         ],
     ),
@@ -176,7 +176,7 @@ compres = true
         "a type error after unknown keys: reported with them",
         "[server]\nhtps = []\n[log]\njsn = true\nlevel = 3\n",
         &[
-            "test.toml:2:1: unknown key `htps` (did you mean `https`?), expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`, `header_timeout`, `body_timeout`, `max_header_bytes`, `max_uri_bytes`",
+            "test.toml:2:1: unknown key `htps` (did you mean `https`?), expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`, `header_timeout`, `body_timeout`, `max_header_bytes`, `max_uri_bytes`, `request_buffer`",
             "test.toml:4:1: unknown key `jsn` (did you mean `json`?), expected one of `level`, `access`, `format`, `json`",
             "test.toml:5:9: invalid type: integer `3`, expected a string",
         ],

@@ -10,7 +10,7 @@ const BAD: &[(&str, &str, &str)] = &[
 [server]
 htp = ["0.0.0.0:80"]
 "#,
-        r##"test.toml:3:1: unknown key `htp` (did you mean `http`?), expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`, `header_timeout`, `body_timeout`, `max_header_bytes`, `max_uri_bytes`"##,
+        r##"test.toml:3:1: unknown key `htp` (did you mean `http`?), expected one of `http`, `https`, `admin`, `state_dir`, `threads`, `unknown_host`, `grace_period`, `admin_token`, `header_timeout`, `body_timeout`, `max_header_bytes`, `max_uri_bytes`, `request_buffer`"##,
     ),
     (
         "bad listen address",

@@ -409,3 +409,47 @@ names = ["b.test"]
     assert!(pass(0, "/none/").is_empty());
     assert!(pass(1, "/").is_empty());
 }
+
+#[test]
+fn request_buffer_default_server_and_route() {
+    let text = r#"
+[server]
+request_buffer = "16KiB"
+[upstreams.u]
+servers = ["127.0.0.1:1"]
+[[sites]]
+names = ["a.test"]
+  [[sites.routes]]
+  path = "/"
+  upstream = "u"
+  [[sites.routes]]
+  path = "/stream/"
+  upstream = "u"
+  request_buffer = 0
+  [[sites.routes]]
+  path = "/form/"
+  upstream = "u"
+  request_buffer = "64KiB"
+"#;
+    let c = parse(text, "t").unwrap();
+    assert_eq!(c.server.request_buffer, 16 * 1024);
+    let route = |p: &str| c.sites[0].routes.iter().find(|r| r.path == p).unwrap();
+    assert_eq!(route("/").request_buffer, None, "the server's applies");
+    assert_eq!(route("/stream/").request_buffer, Some(0), "0 turns it off");
+    assert_eq!(route("/form/").request_buffer, Some(64 * 1024));
+    let default = parse("[server]\nhttp = \"127.0.0.1:80\"\n", "t").unwrap();
+    assert_eq!(default.server.request_buffer, 64 * 1024);
+
+    let bad = text.replace("\"64KiB\"", "\"1MiB\"");
+    assert_eq!(
+        parse(&bad, "test.toml").unwrap_err().to_string(),
+        "test.toml:18:20: invalid request_buffer 1048576: expected at most 64KiB (65536 bytes, \
+         pingora's retry buffer carries the body), or 0 for off"
+    );
+    let bad = text.replace("\"16KiB\"", "\"lots\"");
+    let err = parse(&bad, "test.toml").unwrap_err().to_string();
+    assert!(
+        err.starts_with("test.toml:3:18: invalid size \"lots\""),
+        "{err}"
+    );
+}

@@ -28,6 +28,11 @@ const MAX_HEADER_BYTES_CAP: u64 = 1024 * 1024;
 /// Error pages are kept in memory in every snapshot.
 const MAX_ERROR_PAGE_BYTES: u64 = 1024 * 1024;
 const PAGE_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+/// Request bodies read in full before the upstream is chosen, by default (nginx buffers
+/// every body; this is the part that costs no disk).
+const DEFAULT_REQUEST_BUFFER: u64 = 64 * 1024;
+/// The buffered body is carried to the upstream by pingora's retry buffer, 64 KiB.
+const MAX_REQUEST_BUFFER: u64 = 64 * 1024;
 
 /// The request limits of `[server]`.
 pub(super) struct RequestLimits {
@@ -35,6 +40,7 @@ pub(super) struct RequestLimits {
     pub(super) body_timeout: Duration,
     pub(super) max_header_bytes: usize,
     pub(super) max_uri_bytes: usize,
+    pub(super) request_buffer: u64,
 }
 
 impl Validator<'_> {
@@ -87,12 +93,33 @@ impl Validator<'_> {
                 );
             }
         }
+        let request_buffer = raw
+            .and_then(|r| r.request_buffer.as_ref())
+            .map_or(Some(DEFAULT_REQUEST_BUFFER), |s| self.request_buffer(s))
+            .unwrap_or(DEFAULT_REQUEST_BUFFER);
         RequestLimits {
+            request_buffer,
             header_timeout,
             body_timeout,
             max_header_bytes: usize::try_from(header_bytes).unwrap_or(usize::MAX),
             max_uri_bytes: usize::try_from(uri_bytes).unwrap_or(usize::MAX),
         }
+    }
+
+    /// `request_buffer` (server or route): a size from 0 (off) to 64 KiB.
+    pub(super) fn request_buffer(&mut self, s: &Size) -> Option<u64> {
+        let n = self.size(s)?;
+        if n > MAX_REQUEST_BUFFER {
+            self.error(
+                s.span().start,
+                format!(
+                    "invalid request_buffer {n}: expected at most 64KiB ({MAX_REQUEST_BUFFER} \
+                     bytes, pingora's retry buffer carries the body), or 0 for off"
+                ),
+            );
+            return None;
+        }
+        Some(n)
     }
 
     /// A size above zero and at most `cap`.

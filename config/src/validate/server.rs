@@ -46,6 +46,7 @@ impl Validator<'_> {
                 body_timeout: limits.body_timeout,
                 max_header_bytes: limits.max_header_bytes,
                 max_uri_bytes: limits.max_uri_bytes,
+                request_buffer: limits.request_buffer,
                 http: Vec::new(),
                 https: Vec::new(),
                 admin: Some(DEFAULT_ADMIN),
@@ -151,6 +152,7 @@ impl Validator<'_> {
             body_timeout: limits.body_timeout,
             max_header_bytes: limits.max_header_bytes,
             max_uri_bytes: limits.max_uri_bytes,
+            request_buffer: limits.request_buffer,
         }
     }
 

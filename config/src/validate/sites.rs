@@ -386,6 +386,10 @@ impl Validator<'_> {
             path: path.clone(),
             action,
             max_body: own.max_body.unwrap_or_else(|| site.max_body.flatten()),
+            request_buffer: r
+                .request_buffer
+                .as_ref()
+                .and_then(|s| self.request_buffer(s)),
             limit: own.limit.unwrap_or_else(|| site.limit.clone().flatten()),
             cache,
             request_headers,

@@ -15,6 +15,7 @@ pub mod limit;
 pub mod location;
 pub mod oversize;
 pub mod range;
+pub mod request_buffer;
 pub mod request_id;
 pub mod respond;
 pub mod static_files;

@@ -88,6 +88,8 @@ pub struct RoutePlan<S: Stage = Live> {
     pub cache: Option<(RouteCache, S::Cache)>,
     /// Request body limit in bytes; `None` = unlimited.
     pub max_body: Option<u64>,
+    /// The route's own `request_buffer` (bytes, `0` = off); `None`: `[server]`'s.
+    pub request_buffer: Option<u64>,
     /// Header operations on the request sent upstream.
     pub request_headers: HeaderOps,
     /// Header operations on the response sent to the client.
@@ -282,6 +284,7 @@ impl Plan<Compiled> {
                     limit,
                     cache,
                     max_body: r.max_body,
+                    request_buffer: r.request_buffer,
                     request_headers: r.request_headers.clone(),
                     response_headers: r.response_headers.clone(),
                     compress: r.compress.clone(),
@@ -394,6 +397,7 @@ fn bind_route(r: &RoutePlan<Compiled>, acquired: &Acquired) -> Result<RoutePlan<
             None => None,
         },
         max_body: r.max_body,
+        request_buffer: r.request_buffer,
         request_headers: r.request_headers.clone(),
         response_headers: r.response_headers.clone(),
         compress: r.compress.clone(),
