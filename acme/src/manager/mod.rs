@@ -1,0 +1,316 @@
+//! ACME issuance and renewal: one order per site (its names as one SAN list), challenges
+//! answered by vigie itself, certificates stored atomically and swapped into the resolver.
+//!
+//! Invariants:
+//! - a certificate is installed only after the whole chain and its key have been parsed and
+//!   matched; a failed or half-finished order never replaces the certificate being served;
+//! - the account is created once per directory and reused (credentials 0600 in the state
+//!   directory); a corrupt credentials file is set aside and a new account is made;
+//! - failures back off exponentially (with jitter, capped), so a CA outage or a rate limit
+//!   never turns into a retry storm;
+//! - renewal is due inside the CA's ARI window when the directory offers `renewalInfo`,
+//!   otherwise when a third of the lifetime remains (minus a small per-certificate jitter).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use instant_acme::Account;
+use rustls::sign::CertifiedKey;
+use vigie_config::Acme;
+
+use crate::pem::CertInfo;
+use crate::resolver::{CertResolver, CertTable};
+
+mod account;
+mod challenge;
+mod order;
+mod schedule;
+mod stored;
+
+use challenge::{alpn_challenge_cert, run_hook, Cleanup};
+use schedule::lifetime_renewal;
+
+/// HTTP-01 tokens being validated: token → key authorization.
+#[derive(Debug, Default)]
+pub struct Http01Tokens(ArcSwap<HashMap<String, String>>);
+
+impl Http01Tokens {
+    /// The key authorization for `token`, while its challenge is open.
+    pub fn get(&self, token: &str) -> Option<String> {
+        self.0.load().get(token).cloned()
+    }
+
+    fn set(&self, token: &str, value: Option<String>) {
+        self.0.rcu(|cur| {
+            let mut next = HashMap::clone(cur);
+            match &value {
+                Some(v) => next.insert(token.to_string(), v.clone()),
+                None => next.remove(token),
+            };
+            next
+        });
+    }
+}
+
+/// The path prefix HTTP-01 validation requests use.
+pub const HTTP01_PREFIX: &str = "/.well-known/acme-challenge/";
+
+/// What `vigie cert list` shows for one managed site.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    /// The site's names.
+    pub names: Vec<String>,
+    /// The certificate being served from ACME, if any.
+    pub cert: Option<CertInfo>,
+    /// When renewal is due.
+    pub renew_at: Option<SystemTime>,
+    /// Earliest next attempt after a failure.
+    pub retry_at: Option<SystemTime>,
+    /// Consecutive failures.
+    pub failures: u32,
+    /// The last error, if the last attempt failed.
+    pub last_error: Option<String>,
+    /// Certificates obtained since start.
+    pub issued: u64,
+    /// Orders failed since start.
+    pub failed: u64,
+}
+
+struct Managed {
+    ck: Arc<CertifiedKey>,
+    info: CertInfo,
+    renew_at: SystemTime,
+}
+
+#[derive(Default)]
+struct State {
+    account: Option<(String, Account)>,
+    certs: HashMap<String, Managed>,
+    status: BTreeMap<String, Status>,
+    forced: HashSet<String>,
+}
+
+/// Drives issuance and renewal for the sites with `tls = "acme"`.
+pub struct Manager {
+    state_dir: PathBuf,
+    resolver: Arc<CertResolver>,
+    tokens: Arc<Http01Tokens>,
+    state: tokio::sync::Mutex<State>,
+    status: Mutex<BTreeMap<String, Status>>,
+    retry_base: Duration,
+    retry_cap: Duration,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("state_dir", &self.state_dir)
+            .finish()
+    }
+}
+
+/// Why an order failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AcmeError {
+    /// The ACME server or the protocol said no.
+    #[error("ACME: {0}")]
+    Acme(#[from] instant_acme::Error),
+    /// The account could not be stored or read.
+    #[error("account storage: {0}")]
+    Storage(String),
+    /// A challenge could not be prepared.
+    #[error("challenge: {0}")]
+    Challenge(String),
+    /// The order ended in an unexpected state.
+    #[error("order {0}")]
+    Order(String),
+    /// The issued certificate was unusable.
+    #[error(transparent)]
+    Cert(#[from] crate::pem::CertError),
+}
+
+/// The directory name for a site's files: its first name, `*` spelled out.
+fn site_key(names: &[String]) -> String {
+    names
+        .first()
+        .map(|n| n.replace('*', "_wildcard"))
+        .unwrap_or_else(|| "site".to_string())
+}
+
+fn directory_key(url: &str) -> String {
+    url.trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn same_names(a: &[String], b: &[String]) -> bool {
+    let a: HashSet<String> = a.iter().map(|n| n.to_ascii_lowercase()).collect();
+    let b: HashSet<String> = b.iter().map(|n| n.to_ascii_lowercase()).collect();
+    a == b
+}
+
+impl Manager {
+    /// A manager storing under `state_dir`, serving through `resolver` and `tokens`.
+    pub fn new(
+        state_dir: &Path,
+        resolver: Arc<CertResolver>,
+        tokens: Arc<Http01Tokens>,
+    ) -> Arc<Manager> {
+        Arc::new(Manager {
+            state_dir: state_dir.to_path_buf(),
+            resolver,
+            tokens,
+            state: tokio::sync::Mutex::new(State::default()),
+            status: Mutex::new(BTreeMap::new()),
+            retry_base: Duration::from_secs(60),
+            retry_cap: Duration::from_secs(6 * 3600),
+        })
+    }
+
+    /// The same manager with another first retry delay (doubling up to the cap).
+    pub fn with_retry(mut self: Arc<Self>, base: Duration, cap: Duration) -> Arc<Self> {
+        if let Some(m) = Arc::get_mut(&mut self) {
+            m.retry_base = base;
+            m.retry_cap = cap;
+        }
+        self
+    }
+
+    /// The HTTP-01 tokens being answered.
+    pub fn tokens(&self) -> &Arc<Http01Tokens> {
+        &self.tokens
+    }
+
+    /// Status of every managed site.
+    pub fn status(&self) -> Vec<Status> {
+        self.status
+            .lock()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn install(&self, state: &State) {
+        let mut table = CertTable::default();
+        for m in state.certs.values() {
+            for name in &m.info.names {
+                table.insert(name, m.ck.clone());
+            }
+        }
+        self.resolver.set_managed(table);
+        if let Ok(mut s) = self.status.lock() {
+            *s = state.status.clone();
+        }
+    }
+
+    /// Ask for renewal of `name` (or every site) at the next run; `force` renews even a
+    /// certificate that is not due.
+    pub async fn request(&self, name: Option<&str>, force: bool) {
+        let mut state = self.state.lock().await;
+        let keys: Vec<String> = state
+            .status
+            .iter()
+            .filter(|(_, s)| name.is_none_or(|n| s.names.iter().any(|x| x.eq_ignore_ascii_case(n))))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            if force {
+                state.forced.insert(k.clone());
+            }
+            if let Some(s) = state.status.get_mut(&k) {
+                s.retry_at = None;
+            }
+        }
+    }
+
+    /// One pass: load stored certificates, order what is missing or due (and allowed by the
+    /// back-off). Returns how long until something is due again.
+    pub async fn run_once(&self, acme: &Acme, sites: &[Vec<String>]) -> Duration {
+        let mut state = self.state.lock().await;
+        let now = SystemTime::now();
+        let keys: HashSet<String> = sites.iter().map(|n| site_key(n)).collect();
+        state.certs.retain(|k, _| keys.contains(k));
+        state.status.retain(|k, _| keys.contains(k));
+        let mut next = Duration::from_secs(3600);
+        for names in sites {
+            let key = site_key(names);
+            let status = state.status.entry(key.clone()).or_default();
+            status.names = names.clone();
+            if !state.certs.contains_key(&key) {
+                if let Some(m) = self.load_stored(names) {
+                    tracing::info!(site = %key, not_after = ?m.info.not_after, "using the stored certificate");
+                    state.certs.insert(key.clone(), m);
+                }
+            }
+            let forced = state.forced.contains(&key);
+            let due = match state.certs.get(&key) {
+                None => true,
+                Some(m) => forced || now >= m.renew_at,
+            };
+            let status = state.status.entry(key.clone()).or_default();
+            let blocked = status.retry_at.is_some_and(|t| now < t);
+            if due && !blocked {
+                self.order_site(&mut state, acme, names, &key).await;
+            }
+            let retry_at = state.status.get(&key).and_then(|s| s.retry_at);
+            let current = state.certs.get(&key).map(|m| (m.info.clone(), m.renew_at));
+            let wake = match (retry_at, &current) {
+                (Some(r), _) => r,
+                (None, Some((_, renew_at))) => *renew_at,
+                (None, None) => now + self.retry_base,
+            };
+            next = next.min(
+                wake.duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO),
+            );
+            if let (Some((info, renew_at)), Some(st)) = (current, state.status.get_mut(&key)) {
+                st.cert = Some(info);
+                st.renew_at = Some(renew_at);
+            }
+        }
+        self.install(&state);
+        next.max(Duration::from_millis(200))
+    }
+
+    async fn order_site(&self, state: &mut State, acme: &Acme, names: &[String], key: &str) {
+        tracing::info!(site = %key, names = ?names, directory = %acme.directory, "ordering a certificate");
+        match self.order(state, acme, names, true).await {
+            Ok(m) => {
+                tracing::info!(site = %key, serial = %m.info.serial, not_after = ?m.info.not_after,
+                    renew_at = ?m.renew_at, "certificate issued and installed");
+                state.certs.insert(key.to_string(), m);
+                state.forced.remove(key);
+                let st = state.status.entry(key.to_string()).or_default();
+                st.failures = 0;
+                st.retry_at = None;
+                st.last_error = None;
+                st.issued += 1;
+            }
+            Err(e) => {
+                let st = state.status.entry(key.to_string()).or_default();
+                st.failures += 1;
+                st.failed += 1;
+                let exp = st.failures.saturating_sub(1).min(16);
+                let delay = self
+                    .retry_base
+                    .saturating_mul(1u32 << exp)
+                    .min(self.retry_cap);
+                let jitter = delay.mul_f64(rand::random::<f64>() * 0.1);
+                st.retry_at = Some(SystemTime::now() + delay + jitter);
+                st.last_error = Some(e.to_string());
+                tracing::error!(site = %key, error = %e, failures = st.failures, retry_in = ?(delay + jitter),
+                    "certificate order failed; the current certificate keeps serving");
+            }
+        }
+    }
+}
