@@ -17,12 +17,8 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use vigie_config::{Action, Balance, HashKey, RouteCache};
 
 use crate::filters::limit::Outcome as LimitOutcome;
-use crate::filters::{
-    self, body_limit, cache, client_ip, compress, error_pages, forwarded, oversize, request_buffer,
-    respond, static_files, www,
-};
-use crate::plan::paths::normalize_path;
-use crate::plan::{routing, RoutePlan, SitePlan};
+use crate::filters::{self, body_limit, cache, compress, forwarded, request_buffer};
+use crate::plan::{RoutePlan, SitePlan};
 use crate::snapshot::{Snapshot, SnapshotHandle};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,6 +29,7 @@ use crate::upstream::{InflightGuard, UpstreamGroup};
 use vigie_acme::manager::HTTP01_PREFIX;
 use vigie_acme::Http01Tokens;
 
+mod route;
 mod websocket;
 
 /// The proxy: routes by host and path, answers or forwards.
@@ -154,112 +151,6 @@ fn status_for(e: &Error) -> u16 {
             },
             ErrorSource::Internal | ErrorSource::Unset => 500,
         },
-    }
-}
-
-impl Vigie {
-    /// Route the request and answer it when the route answers by itself.
-    /// `Ok(true)`: handled (answered); `Ok(false)`: go on to proxy.
-    async fn route_request(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let snap = ctx.snap.clone();
-        ctx.client = client_ip::resolve(session, &snap.config.client_ip);
-        if oversize::refuse(session, &snap.config.server).await? {
-            return Ok(true);
-        }
-        if !forwarded::is_tls(session) && self.acme_challenge(session).await? {
-            return Ok(true);
-        }
-        let Some(host) = filters::request_host(session) else {
-            filters::send_error(session, 400, "missing or invalid Host header", None).await?;
-            return Ok(true);
-        };
-        let Some(site) = snap.site_for(&host) else {
-            let status = snap.config.server.unknown_host_status;
-            filters::send_error(session, status, "no site is configured for this host", None)
-                .await?;
-            return Ok(true);
-        };
-        error_pages::attach(session, &site.error_pages);
-        if www::redirect(session, site, &host, snap.https_port).await? {
-            return Ok(true);
-        }
-        ctx.host = Some(host);
-        ctx.site = Some(site.clone());
-        if site.tls && !forwarded::is_tls(session) {
-            if let Some(port) = snap.https_port {
-                let host = ctx.host.as_deref().unwrap_or_default();
-                respond::to_https(session, host, port).await?;
-                return Ok(true);
-            }
-        }
-        if www::trailing_slash(session, site.trailing_slash).await? {
-            return Ok(true);
-        }
-        let raw_path = session.req_header().uri.path();
-        let climbs = filters::traversal::climbs_above_root(raw_path);
-        let Some(path) = normalize_path(raw_path).filter(|_| !climbs) else {
-            filters::send_error(session, 400, "invalid path", None).await?;
-            return Ok(true);
-        };
-        let Some(route) = site.route_for(&path) else {
-            filters::send_error(session, 404, "", None).await?;
-            return Ok(true);
-        };
-        ctx.route = Some(route.clone());
-        match route.action {
-            Action::Proxy { .. } | Action::Static { .. } => {
-                compress::for_route(session, route.compress.as_ref())
-            }
-            _ => compress::off(session),
-        }
-        ctx.limit = filters::limit::apply(session, route, ctx.client).await?;
-        if ctx.limit.answered() {
-            return Ok(true);
-        }
-        if let Some(limit) = route.max_body {
-            if body_limit::declared_too_large(session, limit) {
-                session.set_keepalive(None);
-                let detail = format!("the request body is larger than {limit} bytes");
-                filters::send_error(session, 413, &detail, Some(&route.response_headers)).await?;
-                return Ok(true);
-            }
-        }
-        self.answer(session, ctx, route, &path).await
-    }
-
-    /// Answer `respond`, `redirect` and `static` routes; `Ok(false)` for proxy routes.
-    async fn answer(
-        &self,
-        session: &mut Session,
-        ctx: &Ctx,
-        route: &RoutePlan,
-        path: &str,
-    ) -> Result<bool> {
-        let ops = &route.response_headers;
-        match &route.action {
-            Action::Proxy { .. } => return Ok(false),
-            Action::Respond {
-                status,
-                body,
-                content_type,
-            } => respond::respond(session, *status, content_type, body, ops).await?,
-            Action::Redirect { status, to } => {
-                let scheme = if forwarded::is_tls(session) {
-                    "https"
-                } else {
-                    "http"
-                };
-                let host = ctx.host.as_deref().unwrap_or_default();
-                let location = respond::expand_target(to, session, host, scheme);
-                respond::redirect(session, *status, &location, ops).await?;
-            }
-            Action::Static { root, index } => {
-                let rest = routing::below_prefix(&route.path, path);
-                let c = route.compress.as_ref();
-                static_files::serve(session, root, index, rest, ops, c).await?;
-            }
-        }
-        Ok(true)
     }
 }
 
