@@ -424,7 +424,8 @@ impl ProxyHttp for Vigie {
             }
             .unwrap_or_default();
             let ops = ctx.route().map(|r| &r.response_headers);
-            if let Err(err) = filters::send_error(session, status, &detail, ops).await {
+            let pages = route::site_pages(ctx);
+            if let Err(err) = filters::send_error(session, pages, status, &detail, ops).await {
                 tracing::debug!(error = %err, "could not send the error response");
             }
         }

@@ -1,6 +1,6 @@
 //! Request body size limit (nginx `client_max_body_size`).
 //!
-//! [`check_declared`] runs in `request_filter`: a `Content-Length` above the limit is refused
+//! [`declared_too_large`] runs in `request_filter`: a `Content-Length` above the limit is refused
 //! with 413 before any upstream is contacted. [`count`] runs in `request_body_filter` for every
 //! body chunk: chunked bodies (no `Content-Length`) are refused with 413 as soon as the running
 //! total passes the limit, before the chunk that crosses it is forwarded.

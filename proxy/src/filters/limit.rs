@@ -12,6 +12,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 
 use crate::limits::Decision;
+use crate::plan::pages::ErrorPages;
 use crate::plan::RoutePlan;
 
 /// What the route's limit did to a request.
@@ -50,6 +51,7 @@ impl Outcome {
 /// Apply the route's zone to `client` (see the module docs).
 pub async fn apply(
     session: &mut Session,
+    pages: &ErrorPages,
     route: &RoutePlan,
     client: Option<IpAddr>,
 ) -> Result<Outcome> {
@@ -76,6 +78,7 @@ pub async fn apply(
             session.set_keepalive(None);
             super::send_error_with(
                 session,
+                pages,
                 status,
                 &format!("rate limit exceeded, retry in {secs}s"),
                 &[

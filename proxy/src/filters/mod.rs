@@ -8,7 +8,6 @@ pub mod brotli;
 pub mod cache;
 pub mod client_ip;
 pub mod compress;
-pub mod error_pages;
 pub mod forwarded;
 pub mod framing;
 pub mod limit;
@@ -28,13 +27,13 @@ use pingora::proxy::Session;
 use pingora::Result;
 use vigie_config::HeaderOps;
 
+use crate::plan::pages::ErrorPages;
+
 /// Per-request settings taken from the snapshot before anything can answer, run in
-/// `early_request_filter`: the top-level error pages (a site's replace them once it is
-/// known), and the body read timeout (`[server] body_timeout`, per read like nginx's
+/// `early_request_filter`: the body read timeout (`[server] body_timeout`, per read like nginx's
 /// `client_body_timeout`; pingora applies it to HTTP/1.x only). Upgrade requests
 /// (WebSocket) keep pingora's own read timeout: their "body" is the tunnel, idle at times.
 pub fn prepare(session: &mut Session, snap: &crate::snapshot::Snapshot) {
-    error_pages::attach(session, &snap.error_pages);
     if !session.is_upgrade_req() {
         session.set_read_timeout(Some(snap.config.server.body_timeout));
     }
@@ -148,27 +147,37 @@ pub fn error_body(status: u16, detail: &str) -> Bytes {
     }
 }
 
-/// Send one of vigie's own error responses: the custom page for its status when one is
-/// attached to the request (see [`error_pages`]), else a one-line text body with `detail`.
+/// Send one of vigie's own error responses: the custom page for its status from `pages` (the
+/// site's, over the top-level ones: `plan::pages`), else a one-line text body with `detail`.
+///
+/// Only vigie's own errors go through here (no route, body too large, rate limited, upstream
+/// failures...); `respond` routes and responses from upstreams are sent as they are, and the
+/// status code is always kept. The caller passes the pages that apply: the request path
+/// holds them (the snapshot's until the site is known, then the site's).
 pub async fn send_error(
     session: &mut Session,
+    pages: &ErrorPages,
     status: u16,
     detail: &str,
     ops: Option<&HeaderOps>,
 ) -> Result<()> {
-    send_error_with(session, status, detail, &[], ops).await
+    send_error_with(session, pages, status, detail, &[], ops).await
 }
 
 /// [`send_error`] with extra response headers (`Retry-After`, `Allow`...).
 pub async fn send_error_with(
     session: &mut Session,
+    pages: &ErrorPages,
     status: u16,
     detail: &str,
     extra: &[(&str, &str)],
     ops: Option<&HeaderOps>,
 ) -> Result<()> {
-    match error_pages::lookup(session, status) {
-        Some(page) => send(session, status, &page.content_type, page.body, extra, ops).await,
+    match pages.get(status) {
+        Some(page) => {
+            let (ty, body) = (page.content_type.clone(), page.body.clone());
+            send(session, status, &ty, body, extra, ops).await
+        }
         None => {
             let body = error_body(status, detail);
             send(session, status, TEXT_PLAIN, body, extra, ops).await

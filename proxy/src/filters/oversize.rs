@@ -1,6 +1,6 @@
 //! Request size limits on the parsed request: 414 for a request target longer than
 //! `[server] max_uri_bytes`, 431 for a header larger than `max_header_bytes` or with more than
-//! [`MAX_FIELDS`] fields (256, the most HTTP/1 accepts).
+//! `MAX_FIELDS` fields (256, the most HTTP/1 accepts).
 //!
 //! Runs first in `request_filter`. For HTTP/1.x the connection's header guard
 //! (`crate::header_guard`) has already refused such requests while reading them, before
@@ -13,14 +13,15 @@ use pingora::Result;
 use vigie_config::Server;
 
 use crate::header_guard::MAX_FIELDS;
+use crate::plan::pages::ErrorPages;
 
 /// Refuse a request over the limits (see the module docs). `Ok(true)`: answered.
-pub async fn refuse(session: &mut Session, server: &Server) -> Result<bool> {
+pub async fn refuse(session: &mut Session, pages: &ErrorPages, server: &Server) -> Result<bool> {
     let Some((status, detail)) = over_limits(session, server) else {
         return Ok(false);
     };
     session.set_keepalive(None);
-    super::send_error(session, status, detail, None).await?;
+    super::send_error(session, pages, status, detail, None).await?;
     Ok(true)
 }
 

@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use vigie_config::{Compression, HeaderOps};
 
 use super::{apply_response_ops, range, send_error};
+use crate::plan::pages::ErrorPages;
 
 const CHUNK: usize = 64 * 1024;
 
@@ -102,6 +103,7 @@ fn not_modified(session: &Session, etag: &str, modified: Option<SystemTime>) -> 
 /// Serve the request from `root`; `rest` is the normalised path below the route prefix.
 pub async fn serve(
     session: &mut Session,
+    pages: &ErrorPages,
     root: &Path,
     index: &str,
     rest: &str,
@@ -111,18 +113,18 @@ pub async fn serve(
     let method = session.req_header().method.clone();
     if method != http::Method::GET && method != http::Method::HEAD {
         let allow = [("allow", "GET, HEAD")];
-        return super::send_error_with(session, 405, "GET or HEAD", &allow, Some(ops)).await;
+        return super::send_error_with(session, pages, 405, "GET or HEAD", &allow, Some(ops)).await;
     }
     let Some(mut path) = resolve_under(root, rest) else {
-        return send_error(session, 404, "", Some(ops)).await;
+        return send_error(session, pages, 404, "", Some(ops)).await;
     };
     let Ok(canonical_root) = tokio::fs::canonicalize(root).await else {
         tracing::error!(root = %root.display(), "static root does not exist");
-        return send_error(session, 404, "", Some(ops)).await;
+        return send_error(session, pages, 404, "", Some(ops)).await;
     };
     let mut meta = match tokio::fs::metadata(&path).await {
         Ok(m) => m,
-        Err(_) => return send_error(session, 404, "", Some(ops)).await,
+        Err(_) => return send_error(session, pages, 404, "", Some(ops)).await,
     };
     if meta.is_dir() {
         if !session.req_header().uri.path().ends_with('/') {
@@ -134,14 +136,14 @@ pub async fn serve(
         path.push(index);
         meta = match tokio::fs::metadata(&path).await {
             Ok(m) if m.is_file() => m,
-            _ => return send_error(session, 404, "", Some(ops)).await,
+            _ => return send_error(session, pages, 404, "", Some(ops)).await,
         };
     }
     let inside = tokio::fs::canonicalize(&path)
         .await
         .is_ok_and(|p| p.starts_with(&canonical_root));
     if !inside || !meta.is_file() {
-        return send_error(session, 404, "", Some(ops)).await;
+        return send_error(session, pages, 404, "", Some(ops)).await;
     }
     let etag = etag_of(&meta);
     let modified = meta.modified().ok();
@@ -184,7 +186,7 @@ pub async fn serve(
             let range = format!("bytes */{}", meta.len());
             let extra = [("content-range", range.as_str())];
             let detail = "the range is outside the file";
-            return super::send_error_with(session, 416, detail, &extra, Some(ops)).await;
+            return super::send_error_with(session, pages, 416, detail, &extra, Some(ops)).await;
         }
     };
     resp.insert_header(http::header::CONTENT_LENGTH, len.to_string())?;
@@ -193,7 +195,7 @@ pub async fn serve(
     let head = method == http::Method::HEAD || len == 0;
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
-        Err(_) => return send_error(session, 404, "", Some(ops)).await,
+        Err(_) => return send_error(session, pages, 404, "", Some(ops)).await,
     };
     if start > 0 {
         file.seek(std::io::SeekFrom::Start(start))

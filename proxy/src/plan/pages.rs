@@ -1,7 +1,7 @@
 //! Custom pages for vigie's own error responses (`error_pages`), compiled once per plan: one
 //! [`ErrorPages`] for the top level and one per site (the site's pages over the top-level
-//! ones). Bodies are in memory; nothing is read on the request path. How a request finds its
-//! pages is the business of `filters::error_pages`.
+//! ones). Bodies are in memory; nothing is read on the request path. The request path passes
+//! the pages that apply (the snapshot's, then the site's) to `filters::send_error`.
 
 use std::collections::HashMap;
 use std::sync::Arc;

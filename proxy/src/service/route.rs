@@ -6,11 +6,12 @@ use pingora::Result;
 use vigie_config::Action;
 
 use crate::filters::{
-    self, body_limit, client_ip, compress, error_pages, forwarded, oversize, respond, static_files,
-    www,
+    self, body_limit, client_ip, compress, forwarded, oversize, respond, static_files, www,
 };
 use crate::plan::paths::normalize_path;
 use crate::plan::{routing, RoutePlan};
+
+use crate::plan::pages::ErrorPages;
 
 use super::*;
 
@@ -20,23 +21,36 @@ impl Vigie {
     pub(super) async fn route_request(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let snap = ctx.snap.clone();
         ctx.client = client_ip::resolve(session, &snap.config.client_ip);
-        if oversize::refuse(session, &snap.config.server).await? {
+        if oversize::refuse(session, &snap.error_pages, &snap.config.server).await? {
             return Ok(true);
         }
         if !forwarded::is_tls(session) && self.acme_challenge(session).await? {
             return Ok(true);
         }
         let Some(host) = filters::request_host(session) else {
-            filters::send_error(session, 400, "missing or invalid Host header", None).await?;
+            filters::send_error(
+                session,
+                &snap.error_pages,
+                400,
+                "missing or invalid Host header",
+                None,
+            )
+            .await?;
             return Ok(true);
         };
         let Some(site) = snap.site_for(&host) else {
             let status = snap.config.server.unknown_host_status;
-            filters::send_error(session, status, "no site is configured for this host", None)
-                .await?;
+            filters::send_error(
+                session,
+                &snap.error_pages,
+                status,
+                "no site is configured for this host",
+                None,
+            )
+            .await?;
             return Ok(true);
         };
-        error_pages::attach(session, &site.error_pages);
+        let pages = &site.error_pages;
         if www::redirect(session, site, &host, snap.https_port).await? {
             return Ok(true);
         }
@@ -55,11 +69,11 @@ impl Vigie {
         let raw_path = session.req_header().uri.path();
         let climbs = filters::traversal::climbs_above_root(raw_path);
         let Some(path) = normalize_path(raw_path).filter(|_| !climbs) else {
-            filters::send_error(session, 400, "invalid path", None).await?;
+            filters::send_error(session, pages, 400, "invalid path", None).await?;
             return Ok(true);
         };
         let Some(route) = site.route_for(&path) else {
-            filters::send_error(session, 404, "", None).await?;
+            filters::send_error(session, pages, 404, "", None).await?;
             return Ok(true);
         };
         ctx.route = Some(route.clone());
@@ -69,7 +83,7 @@ impl Vigie {
             }
             _ => compress::off(session),
         }
-        ctx.limit = filters::limit::apply(session, route, ctx.client).await?;
+        ctx.limit = filters::limit::apply(session, pages, route, ctx.client).await?;
         if ctx.limit.answered() {
             return Ok(true);
         }
@@ -77,7 +91,8 @@ impl Vigie {
             if body_limit::declared_too_large(session, limit) {
                 session.set_keepalive(None);
                 let detail = format!("the request body is larger than {limit} bytes");
-                filters::send_error(session, 413, &detail, Some(&route.response_headers)).await?;
+                filters::send_error(session, pages, 413, &detail, Some(&route.response_headers))
+                    .await?;
                 return Ok(true);
             }
         }
@@ -113,9 +128,18 @@ impl Vigie {
             Action::Static { root, index } => {
                 let rest = routing::below_prefix(&route.path, path);
                 let c = route.compress.as_ref();
-                static_files::serve(session, root, index, rest, ops, c).await?;
+                static_files::serve(session, site_pages(ctx), root, index, rest, ops, c).await?;
             }
         }
         Ok(true)
+    }
+}
+
+/// The error pages that apply to this request: its site's once the site is known, else the
+/// top-level ones.
+pub(super) fn site_pages(ctx: &Ctx) -> &ErrorPages {
+    match &ctx.site {
+        Some(site) => &site.error_pages,
+        None => &ctx.snap.error_pages,
     }
 }
