@@ -18,11 +18,11 @@ use vigie_config::{Action, Balance, HashKey, RouteCache};
 
 use crate::filters::limit::Outcome as LimitOutcome;
 use crate::filters::{
-    self, body_limit, cache, client_ip, compress, error_pages, forwarded, oversize, request_buffer,
-    respond, static_files, www,
+    self, access, body_limit, cache, client_ip, compress, error_pages, forwarded, oversize,
+    request_buffer, respond, rewrite, upstream_tls, www,
 };
 use crate::plan::paths::normalize_path;
-use crate::plan::{routing, RoutePlan, SitePlan};
+use crate::plan::{RoutePlan, SitePlan};
 use crate::snapshot::{Snapshot, SnapshotHandle};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -87,6 +87,8 @@ pub struct Ctx {
     snap: Arc<Snapshot>,
     site: Option<Arc<SitePlan>>,
     route: Option<Arc<RoutePlan>>,
+    /// The path and query a `rewrite` gave the request, sent upstream instead of its own.
+    upstream_uri: Option<String>,
     host: Option<String>,
     client: Option<IpAddr>,
     body_seen: u64,
@@ -201,11 +203,27 @@ impl Vigie {
             filters::send_error(session, 400, "invalid path", None).await?;
             return Ok(true);
         };
-        let Some(route) = site.route_for(&path) else {
-            filters::send_error(session, 404, "", None).await?;
-            return Ok(true);
+        let (route, path) = match filters::rewrite::route(session, site, path).await? {
+            rewrite::Routed::To {
+                route,
+                path,
+                upstream_uri,
+            } => {
+                ctx.upstream_uri = upstream_uri;
+                (route, path)
+            }
+            rewrite::Routed::Answered => return Ok(true),
         };
+        let route = &route;
         ctx.route = Some(route.clone());
+        if respond::drops(route) {
+            return Err(respond::drop_connection());
+        }
+        if access::refuse_address(session, route, ctx.client).await?
+            || access::refuse_credentials(session, route).await?
+        {
+            return Ok(true);
+        }
         match route.action {
             Action::Proxy { .. } | Action::Static { .. } => {
                 compress::for_route(session, route.compress.as_ref())
@@ -250,14 +268,11 @@ impl Vigie {
                     "http"
                 };
                 let host = ctx.host.as_deref().unwrap_or_default();
-                let location = respond::expand_target(to, session, host, scheme);
+                let to = rewrite::with_captures(to, &route.matcher, path);
+                let location = respond::expand_target(&to, session, host, scheme);
                 respond::redirect(session, *status, &location, ops).await?;
             }
-            Action::Static { root, index } => {
-                let rest = routing::below_prefix(&route.path, path);
-                let c = route.compress.as_ref();
-                static_files::serve(session, root, index, rest, ops, c).await?;
-            }
+            Action::Static { .. } => filters::try_files::serve(session, route, path).await?,
         }
         Ok(true)
     }
@@ -277,6 +292,7 @@ impl ProxyHttp for Vigie {
             snap: self.snapshots.load_full(),
             site: None,
             route: None,
+            upstream_uri: None,
             host: None,
             client: None,
             body_seen: 0,
@@ -368,12 +384,17 @@ impl ProxyHttp for Vigie {
         ctx.tried.push(addr);
         ctx.upstream_started = Some(Instant::now());
         ctx.inflight = group.begin(&addr);
-        let mut peer = HttpPeer::new(addr, false, String::new());
+        let tls = ctx.route().and_then(|r| r.upstream_tls.clone());
+        let sni = tls.as_ref().map(|t| upstream_tls::sni(t, &addr));
+        let mut peer = HttpPeer::new(addr, tls.is_some(), sni.unwrap_or_default());
+        if let Some(t) = &tls {
+            upstream_tls::configure(&mut peer, t);
+        }
         let cfg = &group.config;
         peer.options.connection_timeout = Some(cfg.connect_timeout);
         peer.options.read_timeout = Some(cfg.read_timeout);
         peer.options.write_timeout = Some(cfg.write_timeout);
-        if cfg.h2c {
+        if cfg.h2c && tls.is_none() {
             peer.options.set_http_version(2, 2);
         }
         ctx.group = Some(group);
@@ -390,6 +411,7 @@ impl ProxyHttp for Vigie {
     ) -> Box<Error> {
         ctx.inflight = None;
         if let Some(group) = &ctx.group {
+            upstream_tls::log_failure(&group.config.name, peer._address.as_inet(), &e);
             if let Some(addr) = peer._address.as_inet() {
                 group.report_failure(addr);
             }
@@ -416,6 +438,9 @@ impl ProxyHttp for Vigie {
             ctx.client,
             ctx.host.as_deref(),
         )?;
+        if let Some(uri) = &ctx.upstream_uri {
+            rewrite::set_upstream_uri(req, uri)?;
+        }
         if let Some(route) = ctx.route() {
             if let Action::Proxy {
                 strip_prefix: true, ..
