@@ -15,6 +15,7 @@ mod details;
 mod dist;
 mod hardening;
 mod limits;
+mod nginxfeat;
 mod ops;
 mod plan;
 mod proxying;
