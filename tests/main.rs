@@ -22,3 +22,4 @@ mod proxying;
 mod routing;
 mod tls;
 mod tunnels;
+mod upstream_tls;

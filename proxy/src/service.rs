@@ -388,7 +388,7 @@ impl ProxyHttp for Vigie {
         let sni = tls.as_ref().map(|t| upstream_tls::sni(t, &addr));
         let mut peer = HttpPeer::new(addr, tls.is_some(), sni.unwrap_or_default());
         if let Some(t) = &tls {
-            upstream_tls::configure(&mut peer, t);
+            upstream_tls::configure(&mut peer, &group.config.name, t);
         }
         let cfg = &group.config;
         peer.options.connection_timeout = Some(cfg.connect_timeout);

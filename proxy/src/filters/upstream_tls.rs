@@ -24,8 +24,14 @@ pub fn sni(tls: &PeerTls, addr: &SocketAddr) -> String {
         .unwrap_or_else(|| addr.ip().to_string())
 }
 
-/// Set the peer's TLS options from the group's settings.
-pub fn configure(peer: &mut HttpPeer, tls: &PeerTls) {
+/// Set the peer's TLS options from the group's settings. pingora's connection pool key
+/// leaves out the CA and ALPN, so the pool is split by group (`group_key`): a connection
+/// verified against one group's CA is never reused for a group that trusts other roots.
+pub fn configure(peer: &mut HttpPeer, group: &str, tls: &PeerTls) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    group.hash(&mut h);
+    peer.group_key = h.finish();
     let s = &tls.settings;
     peer.options.verify_cert = s.verify;
     peer.options.verify_hostname = s.verify;
