@@ -122,7 +122,7 @@ async fn verified_tls_upstreams_and_refused_certificates() {
 http = ["{{http}}"]
 admin = "{{admin}}"
 state_dir = "{{state}}"
-{good}{good_h1}{wrong}{expired}{system}{insecure}
+{good}{good_h1}{wrong}{expired}{system}{insecure}{checked}
 [[sites]]
 names = ["example.com"]
   [[sites.routes]]
@@ -143,6 +143,9 @@ names = ["example.com"]
   [[sites.routes]]
   path = "/insecure/"
   upstream = "insecure"
+  [[sites.routes]]
+  path = "/checked/"
+  upstream = "checked"
 "#,
         good = up("good", &good, &format!("ca = \"{ca_file}\"")),
         good_h1 = up("good_h1", &good, &format!("ca = \"{ca_file}\"\nh2 = false")),
@@ -150,6 +153,10 @@ names = ["example.com"]
         expired = up("expired", &expired, &format!("ca = \"{ca_file}\"")),
         system = up("system", &good, ""),
         insecure = up("insecure", &wrong, "verify = false"),
+        checked = up("checked", &good, &format!("ca = \"{ca_file}\"")).replace(
+            "retries = 0\n",
+            "retries = 0\nhealth = { path = \"/health\", interval = \"100ms\", fall = 1 }\n"
+        ),
     );
     let v = Vigie::start(&text).await;
 
@@ -168,6 +175,14 @@ names = ["example.com"]
     }
     let r = v.get("example.com", "/insecure/x").await;
     assert_eq!(r.status(), 200, "verify = false accepts the wrong name");
+    // The active health check speaks the same TLS: over a second of checks (one failure would
+    // take the server out), the group stays up.
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(1) {
+        let r = v.get("example.com", "/checked/x").await;
+        assert_eq!(r.status(), 200, "a TLS health check failed: {}", v.log());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let log = v.log();
     for name in ["wrong", "expired", "system"] {
         assert!(
