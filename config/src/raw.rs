@@ -143,6 +143,20 @@ pub(crate) struct RawUpstream {
     pub(crate) read_timeout: Option<Str>,
     pub(crate) write_timeout: Option<Str>,
     pub(crate) h2c: Option<bool>,
+    pub(crate) tls: Option<Spanned<RawUpstreamTls>>,
+}
+
+/// `[upstreams.NAME.tls]`: TLS to the servers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawUpstreamTls {
+    pub(crate) server_name: Option<Str>,
+    pub(crate) sni: Option<Spanned<bool>>,
+    pub(crate) ca: Option<Str>,
+    pub(crate) verify: Option<Spanned<bool>>,
+    pub(crate) client_cert: Option<Str>,
+    pub(crate) client_key: Option<Str>,
+    pub(crate) h2: Option<Spanned<bool>>,
 }
 
 /// `{ addr = "127.0.0.1:8082", weight = 3 }` in `servers`.
@@ -191,8 +205,41 @@ pub(crate) struct RawSite {
     pub(crate) redirect_www: Option<Str>,
     pub(crate) trailing_slash: Option<Str>,
     pub(crate) error_pages: Option<RawErrorPages>,
+    pub(crate) access: Option<Vec<Spanned<RawAccessRule>>>,
+    pub(crate) basic_auth: Option<Spanned<RawBasicAuth>>,
     #[serde(default)]
     pub(crate) routes: Vec<Spanned<RawRoute>>,
+}
+
+/// One `access` rule: `{ allow = "10.0.0.0/8" }` or `{ deny = "all" }`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table { allow = \"CIDR\" } or { deny = \"CIDR\" }"
+)]
+pub(crate) struct RawAccessRule {
+    pub(crate) allow: Option<Str>,
+    pub(crate) deny: Option<Str>,
+}
+
+/// `basic_auth = { realm, htpasswd }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table with `realm` and `htpasswd`")]
+pub(crate) struct RawBasicAuth {
+    pub(crate) realm: Option<Str>,
+    pub(crate) htpasswd: Str,
+}
+
+/// One `rewrite` rule: `{ from, to, flag }`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table with `from`, `to` and `flag`"
+)]
+pub(crate) struct RawRewrite {
+    pub(crate) from: Str,
+    pub(crate) to: Str,
+    pub(crate) flag: Option<Str>,
 }
 
 /// `error_pages = { "404" = { ... }, ... }`, top-level or on a site: status -> page.
@@ -275,7 +322,14 @@ pub(crate) struct RawHeaderOps {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a table")]
 pub(crate) struct RawRoute {
-    pub(crate) path: Str,
+    pub(crate) path: Option<Str>,
+    pub(crate) exact: Option<Str>,
+    pub(crate) regex: Option<Str>,
+    pub(crate) case_insensitive: Option<Spanned<bool>>,
+    pub(crate) no_regex: Option<Spanned<bool>>,
+    pub(crate) access: Option<Vec<Spanned<RawAccessRule>>>,
+    pub(crate) basic_auth: Option<Spanned<RawBasicAuth>>,
+    pub(crate) rewrite: Option<Vec<Spanned<RawRewrite>>>,
     pub(crate) upstream: Option<Str>,
     pub(crate) strip_prefix: Option<Spanned<bool>>,
     pub(crate) redirect: Option<Spanned<RawRedirect>>,
@@ -310,12 +364,13 @@ pub(crate) struct RawRespond {
     pub(crate) content_type: Option<Str>,
 }
 
-/// `static = { root, index }`.
+/// `static = { root, index, try_files }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a table with `root` and `index`")]
 pub(crate) struct RawStatic {
     pub(crate) root: Str,
     pub(crate) index: Option<Str>,
+    pub(crate) try_files: Option<Spanned<StrList>>,
 }
 
 /// `cache = { zone, valid, ... }`.

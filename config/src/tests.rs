@@ -149,4 +149,5 @@ mod at_once;
 mod bad;
 mod defaults;
 mod details;
+mod rules;
 mod values;

@@ -6,6 +6,7 @@ mod compress;
 mod details;
 mod headers;
 mod limits;
+mod rules;
 mod server;
 mod sites;
 mod tls;
@@ -121,6 +122,10 @@ struct Layer {
     compress: Option<Option<Compression>>,
     /// `pass_headers`, lower-case.
     pass_headers: Option<Vec<String>>,
+    /// `access` rules.
+    access: Option<Vec<crate::model::AccessRule>>,
+    /// `basic_auth`.
+    basic_auth: Option<crate::model::BasicAuth>,
 }
 
 struct Validator<'t> {

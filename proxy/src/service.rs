@@ -17,7 +17,9 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use vigie_config::{Action, Balance, HashKey, RouteCache};
 
 use crate::filters::limit::Outcome as LimitOutcome;
-use crate::filters::{self, body_limit, cache, compress, forwarded, request_buffer};
+use crate::filters::{
+    self, body_limit, cache, compress, forwarded, request_buffer, rewrite, upstream_tls,
+};
 use crate::plan::{RoutePlan, SitePlan};
 use crate::snapshot::{Snapshot, SnapshotHandle};
 use std::time::{Duration, Instant, SystemTime};
@@ -84,6 +86,8 @@ pub struct Ctx {
     snap: Arc<Snapshot>,
     site: Option<Arc<SitePlan>>,
     route: Option<Arc<RoutePlan>>,
+    /// The path and query a `rewrite` gave the request, sent upstream instead of its own.
+    upstream_uri: Option<String>,
     host: Option<String>,
     client: Option<IpAddr>,
     body_seen: u64,
@@ -168,6 +172,7 @@ impl ProxyHttp for Vigie {
             snap: self.snapshots.load_full(),
             site: None,
             route: None,
+            upstream_uri: None,
             host: None,
             client: None,
             body_seen: 0,
@@ -259,12 +264,17 @@ impl ProxyHttp for Vigie {
         ctx.tried.push(addr);
         ctx.upstream_started = Some(Instant::now());
         ctx.inflight = group.begin(&addr);
-        let mut peer = HttpPeer::new(addr, false, String::new());
+        let tls = ctx.route().and_then(|r| r.upstream_tls.clone());
+        let sni = tls.as_ref().map(|t| upstream_tls::sni(t, &addr));
+        let mut peer = HttpPeer::new(addr, tls.is_some(), sni.unwrap_or_default());
+        if let Some(t) = &tls {
+            upstream_tls::configure(&mut peer, &group.config.name, t);
+        }
         let cfg = &group.config;
         peer.options.connection_timeout = Some(cfg.connect_timeout);
         peer.options.read_timeout = Some(cfg.read_timeout);
         peer.options.write_timeout = Some(cfg.write_timeout);
-        if cfg.h2c {
+        if cfg.h2c && tls.is_none() {
             peer.options.set_http_version(2, 2);
         }
         ctx.group = Some(group);
@@ -281,6 +291,7 @@ impl ProxyHttp for Vigie {
     ) -> Box<Error> {
         ctx.inflight = None;
         if let Some(group) = &ctx.group {
+            upstream_tls::log_failure(&group.config.name, peer._address.as_inet(), &e);
             if let Some(addr) = peer._address.as_inet() {
                 group.report_failure(addr);
             }
@@ -307,6 +318,9 @@ impl ProxyHttp for Vigie {
             ctx.client,
             ctx.host.as_deref(),
         )?;
+        if let Some(uri) = &ctx.upstream_uri {
+            rewrite::set_upstream_uri(req, uri)?;
+        }
         if let Some(route) = ctx.route() {
             if let Action::Proxy {
                 strip_prefix: true, ..

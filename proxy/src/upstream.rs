@@ -155,7 +155,18 @@ fn health_check(cfg: &Upstream) -> Result<Option<HttpHealthCheck>, UpstreamError
         reason,
     };
     let host = h.host.clone().unwrap_or_else(|| cfg.name.clone());
-    let mut check = HttpHealthCheck::new(&host, false);
+    let mut check = HttpHealthCheck::new(&host, cfg.tls.is_some());
+    if let Some(tls) = &cfg.tls {
+        // The same TLS as requests: name, CA file, client certificate, verification.
+        let peer_tls =
+            crate::plan::rules::peer_tls(&cfg.name, tls).map_err(|e| err(e.to_string()))?;
+        let name = tls.server_name.clone().unwrap_or_else(|| host.clone());
+        check.peer_template.sni = if tls.sni { name } else { String::new() };
+        check.peer_template.options.verify_cert = tls.verify;
+        check.peer_template.options.verify_hostname = tls.verify;
+        check.peer_template.options.ca = peer_tls.ca.clone();
+        check.peer_template.client_cert_key = peer_tls.client.clone();
+    }
     let mut req =
         RequestHeader::build("GET", h.path.as_bytes(), None).map_err(|e| err(e.to_string()))?;
     req.insert_header("Host", host.as_str())

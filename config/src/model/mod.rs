@@ -13,11 +13,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod limits;
+mod rules;
 mod site;
 mod tls;
 mod upstream;
 
 pub use limits::*;
+pub use rules::*;
 pub use site::*;
 pub use tls::*;
 pub use upstream::*;

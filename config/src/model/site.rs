@@ -44,7 +44,7 @@ pub struct Site {
     pub names: Vec<HostPattern>,
     /// Where the certificate comes from; `None` for a plain-HTTP-only site.
     pub tls: Option<SiteTls>,
-    /// Routes, sorted longest path prefix first.
+    /// Routes: exact and prefix routes longest path first, then regex routes in file order.
     pub routes: Vec<Route>,
     /// Names answered with a redirect to their canonical twin (`redirect_www`): requested
     /// name -> canonical name, both lower-case exact names of this site.
@@ -95,7 +95,16 @@ pub enum SiteTls {
 pub struct Route {
     /// Path prefix, starting with `/`. A prefix ending in `/` matches itself and below;
     /// one that does not (`/api/cv`) matches itself, itself + `/...`, and itself + `?` query.
+    /// For an `exact` route the exact path, for a `regex` route the expression.
     pub path: String,
+    /// How `path` matches (prefix, exact, regex).
+    pub matching: PathMatch,
+    /// Access rules by client address (route, else site); empty allows everyone.
+    pub access: Vec<AccessRule>,
+    /// HTTP Basic authentication (route, else site).
+    pub basic_auth: Option<BasicAuth>,
+    /// Rewrites, in order; the first that matches applies.
+    pub rewrites: Vec<Rewrite>,
     /// What the route does.
     pub action: Action,
     /// Request body limit in bytes (route, else site). `None` = unlimited.
@@ -221,6 +230,8 @@ pub enum Action {
         root: PathBuf,
         /// File served for a directory. Default `index.html`.
         index: String,
+        /// `try_files`; `None`: the path is looked up as it is, else 404.
+        try_files: Option<TryFiles>,
     },
 }
 

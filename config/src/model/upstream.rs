@@ -1,6 +1,7 @@
 //! `[upstreams.NAME]`: server groups, balancing and health checks.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// `[upstreams.NAME]`: a group of servers behind one name.
@@ -30,6 +31,29 @@ pub struct Upstream {
     pub write_timeout: Duration,
     /// Speak HTTP/2 in clear text (h2c) to the servers. Default false.
     pub h2c: bool,
+    /// TLS to the servers (`[upstreams.NAME.tls]`); `None`: plain TCP.
+    pub tls: Option<UpstreamTls>,
+}
+
+/// `[upstreams.NAME.tls]`: how vigie speaks TLS to a group's servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// The name sent as SNI and checked against the certificate; `None`: the server's host
+    /// (its IP for an address, checked against the certificate's IP names).
+    pub server_name: Option<String>,
+    /// Send SNI. Default true; false requires `verify = false` (see the README).
+    pub sni: bool,
+    /// CA certificates (PEM) the servers' certificates are checked against; `None`: the
+    /// system roots.
+    pub ca: Option<PathBuf>,
+    /// Check the certificate (chain, validity, name). Default true.
+    pub verify: bool,
+    /// Client certificate chain and key (PEM) presented to the servers.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Offer HTTP/2 and HTTP/1.1 by ALPN (true, the default) or HTTP/1.1 only.
+    pub h2: bool,
+    /// Where the table is, for errors found reading its files.
+    pub at: super::Position,
 }
 
 /// One server of an upstream group.

@@ -113,7 +113,7 @@ path = "/up"
 "#,
         &[
             "test.toml:4:11: invalid retries 1000: expected an integer from 0 to 100",
-            "test.toml:5:16: unknown key `helth` (did you mean `health`?), expected one of `servers`, `balance`, `hash_on`, `health`, `max_fails`, `fail_timeout`, `retries`, `connect_timeout`, `read_timeout`, `write_timeout`, `h2c`",
+            "test.toml:5:16: unknown key `helth` (did you mean `health`?), expected one of `servers`, `balance`, `hash_on`, `health`, `max_fails`, `fail_timeout`, `retries`, `connect_timeout`, `read_timeout`, `write_timeout`, `h2c`, `tls`",
         ],
     ),
     (
@@ -150,9 +150,9 @@ compres = true
   upstrem = "app"
 "#,
         &[
-            "test.toml:6:1: unknown key `compres` (did you mean `compress`?), expected one of `names`, `tls`, `max_body`, `limit`, `headers`, `request_headers`, `response_headers`, `compress`, `pass_headers`, `redirect_www`, `trailing_slash`, `error_pages`, `routes`",
+            "test.toml:6:1: unknown key `compres` (did you mean `compress`?), expected one of `names`, `tls`, `max_body`, `limit`, `headers`, `request_headers`, `response_headers`, `compress`, `pass_headers`, `redirect_www`, `trailing_slash`, `error_pages`, `access`, `basic_auth`, `routes`",
             r#"test.toml:8:10: route "/" has no action: expected one of upstream, redirect, respond or static"#,
-            "test.toml:9:3: unknown key `upstrem` (did you mean `upstream`?), expected one of `path`, `upstream`, `strip_prefix`, `redirect`, `respond`, `static`, `cache`, `max_body`, `request_buffer`, `limit`, `headers`, `request_headers`, `response_headers`, `compress`, `pass_headers`",
+            "test.toml:9:3: unknown key `upstrem` (did you mean `upstream`?), expected one of `path`, `exact`, `regex`, `case_insensitive`, `no_regex`, `access`, `basic_auth`, `rewrite`, `upstream`, `strip_prefix`, `redirect`, `respond`, `static`, `cache`, `max_body`, `request_buffer`, `limit`, `headers`, `request_headers`, `response_headers`, `compress`, `pass_headers`",
         ],
     ),
     (

@@ -85,7 +85,8 @@ names = ["a.test"]
             },
             &Action::Static {
                 root: "/srv".into(),
-                index: "index.html".into()
+                index: "index.html".into(),
+                try_files: None
             },
             &Action::Redirect {
                 status: 301,

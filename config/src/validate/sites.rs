@@ -10,7 +10,8 @@ use super::tls::challenge_name;
 use super::values::parse_host_pattern;
 use super::{Layer, Refs, Validator};
 use crate::model::{
-    Action, ChallengeKind, Compression, HeaderOps, HostPattern, Route, Site, SiteTls, TrailingSlash,
+    Action, ChallengeKind, Compression, HeaderOps, HostPattern, PathMatch, Route, Site, SiteTls,
+    TrailingSlash,
 };
 use crate::raw::{RawHeaderOps, RawRoute, RawSite, Size, Str, StrList, StrOr};
 
@@ -119,6 +120,8 @@ impl Validator<'_> {
         );
         site_layer.compress = s.compress.as_ref().map(|c| self.compress(c));
         site_layer.pass_headers = s.pass_headers.as_ref().map(|p| self.pass_headers(p));
+        site_layer.access = s.access.as_ref().map(|a| self.access(a));
+        site_layer.basic_auth = s.basic_auth.as_ref().map(|b| self.basic_auth(b));
 
         if s.routes.is_empty() {
             self.error(
@@ -127,27 +130,38 @@ impl Validator<'_> {
                  and an action",
             );
         }
-        let mut paths: HashMap<&str, usize> = HashMap::new();
+        let mut paths: HashMap<(String, &'static str), usize> = HashMap::new();
         let mut routes = Vec::new();
         for r in &s.routes {
-            let route = r.get_ref();
-            if let Some(first) = paths.get(route.path.get_ref().as_str()) {
+            let raw = r.get_ref();
+            let at = [&raw.path, &raw.exact, &raw.regex]
+                .into_iter()
+                .find_map(|v| v.as_ref())
+                .map_or(r.span().start, |v| v.span().start);
+            let route = self.route(raw, r.span().start, &site_layer, refs);
+            let key = (route.path.clone(), match_kind(route.matching));
+            if let Some(first) = paths.get(&key) {
                 let line = self.line(*first);
                 self.error(
-                    route.path.span().start,
+                    at,
                     format!(
-                        "duplicate route path \"{}\" in this site (first at line {line}): \
+                        "duplicate route {} \"{}\" in this site (first at line {line}): \
                          expected each path once per site",
-                        route.path.get_ref()
+                        key.1, route.path
                     ),
                 );
             } else {
-                paths.insert(route.path.get_ref(), route.path.span().start);
+                paths.insert(key, at);
             }
-            routes.push(self.route(route, &site_layer, refs));
+            routes.push(route);
         }
-        // Longest prefix first; stable, so equal lengths keep file order.
-        routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
+        // Exact and prefix routes longest first (an exact path before a prefix of the same
+        // length), then regex routes; stable, so regexes keep file order.
+        routes.sort_by_key(|r| match r.matching {
+            PathMatch::Exact => (0, usize::MAX - r.path.len(), 0),
+            PathMatch::Prefix { .. } => (0, usize::MAX - r.path.len(), 1),
+            PathMatch::Regex { .. } => (1, 0, 0),
+        });
 
         let host_redirects = self.host_redirects(s.redirect_www.as_ref(), &names);
         let error_pages = self.error_pages(s.error_pages.as_ref(), &refs.error_pages);
@@ -217,28 +231,20 @@ impl Validator<'_> {
             request: self.header_ops(request),
             compress: None,
             pass_headers: None,
+            access: None,
+            basic_auth: None,
         }
     }
 
-    pub(super) fn route(&mut self, r: &RawRoute, site: &Layer, refs: &Refs) -> Route {
-        let path = r.path.get_ref();
-        if !path.starts_with('/') {
-            self.error(
-                r.path.span().start,
-                format!(
-                    "route path \"{path}\" must start with \"/\", like \"/{}\"",
-                    path.trim_start_matches('/')
-                ),
-            );
-        } else if path.contains(|c: char| c.is_whitespace() || c == '?' || c == '#') {
-            self.error(
-                r.path.span().start,
-                format!(
-                    "route path \"{path}\" has a space, \"?\" or \"#\": expected a plain \
-                 path prefix like \"/api/\""
-                ),
-            );
-        }
+    pub(super) fn route(
+        &mut self,
+        r: &RawRoute,
+        route_at: usize,
+        site: &Layer,
+        refs: &Refs,
+    ) -> Route {
+        let (path, matching, path_at) = self.route_match(r, route_at);
+        let path = &path;
 
         // The action: exactly one of four keys.
         let present: Vec<(&str, usize)> = [
@@ -252,7 +258,7 @@ impl Validator<'_> {
         .collect();
         match present.as_slice() {
             [] => self.error(
-                r.path.span().start,
+                path_at,
                 format!(
                     "route \"{path}\" has no action: expected one of upstream, redirect, \
                  respond or static"
@@ -342,6 +348,7 @@ impl Validator<'_> {
             Action::Static {
                 root: self.path(&st.root, "static root"),
                 index,
+                try_files: st.try_files.as_ref().and_then(|t| self.try_files(t)),
             }
         } else {
             Action::Respond {
@@ -382,8 +389,24 @@ impl Validator<'_> {
             .compress
             .or_else(|| site.compress.clone())
             .unwrap_or_else(|| default_compress(&action));
+        let access = match &r.access {
+            Some(a) => self.access(a),
+            None => site.access.clone().unwrap_or_default(),
+        };
+        let basic_auth = match &r.basic_auth {
+            Some(b) => Some(self.basic_auth(b)),
+            None => site.basic_auth.clone(),
+        };
         Route {
             path: path.clone(),
+            matching,
+            access,
+            basic_auth,
+            rewrites: r
+                .rewrite
+                .as_ref()
+                .map(|w| self.rewrites(w))
+                .unwrap_or_default(),
             action,
             max_body: own.max_body.unwrap_or_else(|| site.max_body.flatten()),
             request_buffer: r
@@ -412,5 +435,14 @@ fn default_compress(action: &Action) -> Option<Compression> {
     match action {
         Action::Static { .. } => Some(Compression::default()),
         Action::Proxy { .. } | Action::Redirect { .. } | Action::Respond { .. } => None,
+    }
+}
+
+/// How a route's match is named in messages.
+fn match_kind(m: PathMatch) -> &'static str {
+    match m {
+        PathMatch::Prefix { .. } => "path",
+        PathMatch::Exact => "exact path",
+        PathMatch::Regex { .. } => "regex",
     }
 }

@@ -119,6 +119,7 @@ impl Validator<'_> {
                     Duration::from_secs(60),
                 ),
                 h2c: u.h2c.unwrap_or(false),
+                tls: u.tls.as_ref().map(|t| self.upstream_tls(&name, t)),
             };
             out.insert(name, upstream);
         }

@@ -3,6 +3,7 @@
 //! Each filter documents when it runs and what it returns. A filter that answers the request
 //! itself returns `Ok(true)` ("handled": the proxy stops there), otherwise `Ok(false)`.
 
+pub mod access;
 pub mod body_limit;
 pub mod brotli;
 pub mod cache;
@@ -17,8 +18,11 @@ pub mod range;
 pub mod request_buffer;
 pub mod request_id;
 pub mod respond;
+pub mod rewrite;
 pub mod static_files;
 pub mod traversal;
+pub mod try_files;
+pub mod upstream_tls;
 pub mod www;
 
 use bytes::Bytes;

@@ -80,3 +80,22 @@ pub async fn to_https(session: &mut Session, host: &str, port: u16) -> Result<()
     session.set_keepalive(None);
     redirect(session, status, &location, &HeaderOps::default()).await
 }
+
+/// Whether a route answers nginx's `return 444`: close the connection, answer nothing.
+pub fn drops(route: &crate::plan::RoutePlan) -> bool {
+    matches!(
+        route.action,
+        vigie_config::Action::Respond { status: 444, .. }
+    )
+}
+
+/// The error that ends a request without an answer (`respond = { status = 444 }`): a
+/// closed client connection, for which nothing is written and the connection is not reused.
+pub fn drop_connection() -> Box<pingora::Error> {
+    let mut e = pingora::Error::explain(
+        pingora::ErrorType::ConnectionClosed,
+        "respond 444: connection closed without a response",
+    );
+    e.esource = pingora::ErrorSource::Downstream;
+    e
+}

@@ -14,9 +14,11 @@
 //! guarantees the name is defined; compile and bind fail rather than drop a reference); sites
 //! and routes are in configuration order, routes longest prefix first.
 
+pub mod htpasswd;
 pub mod pages;
 pub mod paths;
 pub mod routing;
+pub mod rules;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
@@ -76,8 +78,19 @@ impl Stage for Live {
 /// One route, with handles to what it uses.
 #[derive(Debug)]
 pub struct RoutePlan<S: Stage = Live> {
-    /// Path prefix, starting with `/` (see [`routing::prefix_matches`]).
+    /// Path prefix, starting with `/` (see [`routing::prefix_matches`]); the exact path or the
+    /// expression of an exact or regex route.
     pub path: String,
+    /// How `path` matches.
+    pub matcher: routing::Matcher,
+    /// Access rules by client address; empty allows everyone.
+    pub access: Vec<vigie_config::AccessRule>,
+    /// Basic authentication, when the route asks for it.
+    pub auth: Option<Arc<rules::AuthPlan>>,
+    /// Rewrites, in order.
+    pub rewrites: Vec<rules::RewritePlan>,
+    /// TLS to the upstream group's servers, when it has `[upstreams.NAME.tls]`.
+    pub upstream_tls: Option<Arc<rules::PeerTls>>,
     /// What the route does.
     pub action: Action,
     /// The upstream group of a proxy route.
@@ -120,9 +133,9 @@ pub struct SitePlan<S: Stage = Live> {
 }
 
 impl<S: Stage> SitePlan<S> {
-    /// The route for a normalised path: the longest matching prefix.
+    /// The route for a normalised path, in nginx's order (see [`routing::select`]).
     pub fn route_for(&self, path: &str) -> Option<&Arc<RoutePlan<S>>> {
-        routing::route_for(&self.routes, path, |r| &r.path)
+        routing::select(&self.routes, path, |r| (&r.path, &r.matcher))
     }
 }
 
@@ -200,6 +213,32 @@ pub enum PlanError {
         /// The missing name.
         name: String,
     },
+    /// A route's regex does not compile (validation rules this out).
+    #[error("route \"{route}\": invalid regex: {reason}")]
+    Regex {
+        /// The route's path or expression.
+        route: String,
+        /// The regex crate's message.
+        reason: String,
+    },
+    /// An htpasswd file cannot be used.
+    #[error(transparent)]
+    Htpasswd(#[from] htpasswd::HtpasswdError),
+    /// A realm that cannot be a header value (validation rules this out).
+    #[error("invalid basic_auth realm \"{0}\"")]
+    Realm(String),
+    /// An upstream's TLS files cannot be used.
+    #[error("{line}:{col}: upstream \"{upstream}\" tls: {reason}")]
+    UpstreamTls {
+        /// The group.
+        upstream: String,
+        /// Where its `tls` table is.
+        line: usize,
+        /// Its column.
+        col: usize,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// `map[name]`, or [`PlanError::Undefined`].
@@ -257,6 +296,13 @@ impl Plan<Compiled> {
             sites: Vec::new(),
             default_name: config.tls.default_name.clone(),
         };
+        let mut upstream_tls = HashMap::new();
+        for (name, u) in &config.upstreams {
+            if let Some(tls) = &u.tls {
+                upstream_tls.insert(name.clone(), Arc::new(rules::peer_tls(name, tls)?));
+            }
+        }
+        let mut htpasswd_files = HashMap::new();
         for (index, site) in config.sites.iter().enumerate() {
             let mut routes = Vec::with_capacity(site.routes.len());
             for r in &site.routes {
@@ -277,8 +323,17 @@ impl Plan<Compiled> {
                     )),
                     None => None,
                 };
+                let upstream_tls = match &r.action {
+                    Action::Proxy { upstream, .. } => upstream_tls.get(upstream).cloned(),
+                    _ => None,
+                };
                 routes.push(Arc::new(RoutePlan {
                     path: r.path.clone(),
+                    matcher: rules::matcher(r)?,
+                    access: r.access.clone(),
+                    auth: rules::basic_auth(r, &mut htpasswd_files)?,
+                    rewrites: rules::rewrites(r)?,
+                    upstream_tls,
                     action: r.action.clone(),
                     upstream,
                     limit,
@@ -380,6 +435,11 @@ fn bind_route(r: &RoutePlan<Compiled>, acquired: &Acquired) -> Result<RoutePlan<
     let path = &r.path;
     Ok(RoutePlan {
         path: r.path.clone(),
+        matcher: r.matcher.clone(),
+        access: r.access.clone(),
+        auth: r.auth.clone(),
+        rewrites: r.rewrites.clone(),
+        upstream_tls: r.upstream_tls.clone(),
         action: r.action.clone(),
         upstream: match &r.upstream {
             Some(u) => Some(resolve(&acquired.upstreams, &u.name, "upstream", path)?),

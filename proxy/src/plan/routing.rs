@@ -1,7 +1,8 @@
 //! Routing, in one place: the site by host (exact names first, then the longest matching
-//! wildcard) and the route by path (nginx-style prefixes, longest first). The service, the
-//! benches and the tests all route through here; the path they route by comes from
-//! [`super::paths::normalize_path`].
+//! wildcard) and the route by path, in nginx's `location` order (exact, then the longest
+//! prefix when it has `no_regex`, then regexes in file order, then the longest prefix). The
+//! service, the benches and the tests all route through here; the path they route by comes
+//! from [`super::paths::normalize_path`].
 
 use std::collections::HashMap;
 
@@ -66,6 +67,47 @@ pub fn route_for<'a, R>(routes: &'a [R], path: &str, prefix: impl Fn(&R) -> &str
     routes.iter().find(|r| prefix_matches(prefix(r), path))
 }
 
+/// How a compiled route matches a path; regexes are compiled once, with the plan.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// A prefix (see [`prefix_matches`]); `no_regex`: nginx `^~`.
+    Prefix {
+        /// When this is the longest matching prefix, regex routes are not consulted.
+        no_regex: bool,
+    },
+    /// The path itself (nginx `location =`).
+    Exact,
+    /// A regular expression (nginx `~`, `~*`).
+    Regex(regex::Regex),
+}
+
+/// The route for a normalised `path`, in nginx's order: an exact route; else the longest
+/// matching prefix if it has `no_regex`; else the first matching regex in file order; else
+/// the longest matching prefix. `routes` are as validation leaves them (exact and prefix
+/// routes longest first, regexes after, in file order); `key` gives a route's path and
+/// matcher.
+pub fn select<'a, R>(
+    routes: &'a [R],
+    path: &str,
+    key: impl Fn(&R) -> (&str, &Matcher),
+) -> Option<&'a R> {
+    let mut prefix = None;
+    for r in routes {
+        match key(r) {
+            (p, Matcher::Exact) if p == path => return Some(r),
+            (p, Matcher::Prefix { no_regex }) if prefix.is_none() && prefix_matches(p, path) => {
+                if *no_regex {
+                    return Some(r);
+                }
+                prefix = Some(r);
+            }
+            (_, Matcher::Regex(re)) if re.is_match(path) => return Some(r),
+            _ => {}
+        }
+    }
+    prefix
+}
+
 /// The path below a route's prefix, as a static route looks it up under its root
 /// (`/static/` + `/static/a.css` -> `/a.css`).
 pub fn below_prefix<'a>(prefix: &str, path: &'a str) -> &'a str {
@@ -98,6 +140,34 @@ mod tests {
         assert!(route_for(&routes[..2], "/other", |r| r).is_none());
         assert_eq!(below_prefix("/static/", "/static/a.css"), "/a.css");
         assert_eq!(below_prefix("/", "/a.css"), "/a.css");
+    }
+
+    #[test]
+    fn nginx_location_order() {
+        let re = |s: &str| Matcher::Regex(regex::Regex::new(s).unwrap());
+        let routes = [
+            ("/images/", Matcher::Prefix { no_regex: true }),
+            ("/", Matcher::Exact),
+            ("/documents/", Matcher::Prefix { no_regex: false }),
+            ("/", Matcher::Prefix { no_regex: false }),
+            ("\\.(gif|jpg)$", re("\\.(gif|jpg)$")),
+            ("^/documents/x", re("^/documents/x")),
+        ];
+        let pick = |p: &str| select(&routes, p, |(p, m)| (p, m)).unwrap().0;
+        assert_eq!(pick("/"), "/", "exact");
+        assert_eq!(pick("/index.html"), "/");
+        assert_eq!(pick("/documents/a.html"), "/documents/");
+        assert_eq!(
+            pick("/documents/a.jpg"),
+            "\\.(gif|jpg)$",
+            "regex beats prefix"
+        );
+        assert_eq!(pick("/images/a.gif"), "/images/", "^~ stops regexes");
+        assert_eq!(
+            pick("/documents/x.html"),
+            "^/documents/x",
+            "first regex in order"
+        );
     }
 
     #[test]

@@ -6,10 +6,10 @@ use pingora::Result;
 use vigie_config::Action;
 
 use crate::filters::{
-    self, body_limit, client_ip, compress, forwarded, oversize, respond, static_files, www,
+    self, access, body_limit, client_ip, compress, forwarded, oversize, respond, rewrite, www,
 };
 use crate::plan::paths::normalize_path;
-use crate::plan::{routing, RoutePlan};
+use crate::plan::RoutePlan;
 
 use crate::plan::pages::ErrorPages;
 
@@ -72,11 +72,27 @@ impl Vigie {
             filters::send_error(session, pages, 400, "invalid path", None).await?;
             return Ok(true);
         };
-        let Some(route) = site.route_for(&path) else {
-            filters::send_error(session, pages, 404, "", None).await?;
-            return Ok(true);
+        let (route, path) = match filters::rewrite::route(session, site, path).await? {
+            rewrite::Routed::To {
+                route,
+                path,
+                upstream_uri,
+            } => {
+                ctx.upstream_uri = upstream_uri;
+                (route, path)
+            }
+            rewrite::Routed::Answered => return Ok(true),
         };
+        let route = &route;
         ctx.route = Some(route.clone());
+        if respond::drops(route) {
+            return Err(respond::drop_connection());
+        }
+        if access::refuse_address(session, pages, route, ctx.client).await?
+            || access::refuse_credentials(session, pages, route).await?
+        {
+            return Ok(true);
+        }
         match route.action {
             Action::Proxy { .. } | Action::Static { .. } => {
                 compress::for_route(session, route.compress.as_ref())
@@ -122,13 +138,12 @@ impl Vigie {
                     "http"
                 };
                 let host = ctx.host.as_deref().unwrap_or_default();
-                let location = respond::expand_target(to, session, host, scheme);
+                let to = rewrite::with_captures(to, &route.matcher, path);
+                let location = respond::expand_target(&to, session, host, scheme);
                 respond::redirect(session, *status, &location, ops).await?;
             }
-            Action::Static { root, index } => {
-                let rest = routing::below_prefix(&route.path, path);
-                let c = route.compress.as_ref();
-                static_files::serve(session, site_pages(ctx), root, index, rest, ops, c).await?;
+            Action::Static { .. } => {
+                filters::try_files::serve(session, site_pages(ctx), route, path).await?
             }
         }
         Ok(true)
