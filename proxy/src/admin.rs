@@ -102,14 +102,15 @@ fn date(t: Option<SystemTime>) -> String {
     t.map_or_else(|| "-".to_string(), httpdate::fmt_http_date)
 }
 
-/// One line per site, tab-separated: names, issuer, not-after, renew-at, failures, error.
+/// One line per site, tab-separated: names, issuer, not-after, renew-at, serial, failures,
+/// error, and why it is waiting (renewal rule, back-off, rate limit or Retry-After).
 pub fn format_status(list: &[Status]) -> String {
     let mut out =
-        String::from("names\tissuer\tnot_after\trenew_at\tserial\tfailures\tlast_error\n");
+        String::from("names\tissuer\tnot_after\trenew_at\tserial\tfailures\tlast_error\twaiting\n");
     for s in list {
         let cert = s.cert.as_ref();
         out.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
             s.names.join(","),
             cert.map_or("-", |c| c.issuer.as_str()),
             date(cert.map(|c| c.not_after)),
@@ -117,6 +118,7 @@ pub fn format_status(list: &[Status]) -> String {
             cert.map_or("-", |c| c.serial.as_str()),
             s.failures,
             s.last_error.as_deref().unwrap_or("-"),
+            s.waiting.as_deref().unwrap_or("-"),
         ));
     }
     out

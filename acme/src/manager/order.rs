@@ -3,14 +3,50 @@
 use std::time::Duration;
 
 use instant_acme::{
-    AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy,
+    Account, AuthorizationStatus, CertificateIdentifier, ChallengeType, Identifier, NewOrder,
+    OrderStatus, RetryPolicy,
 };
 use vigie_config::{Acme, ChallengeKind};
 
 use crate::pem::{certified_key, certs_from_pem, info, CertInfo};
 use crate::store::{private_dir, write_atomic};
 
+use super::schedule::ari_id;
 use super::*;
+
+/// `newOrder`, naming the certificate it replaces when there is one and the CA has ARI
+/// (instant-acme refuses `replaces` locally, before sending anything, when the directory has
+/// no `renewalInfo`: the order then goes without it).
+async fn place_order(
+    account: &Account,
+    ids: &[Identifier],
+    replaces: Option<&CertificateIdentifier<'static>>,
+) -> Result<instant_acme::Order, instant_acme::Error> {
+    if let Some(r) = replaces {
+        match account
+            .new_order(&NewOrder::new(ids).replaces(r.clone()))
+            .await
+        {
+            Err(instant_acme::Error::Unsupported(_)) => {
+                tracing::info!("the CA has no ARI: renewal order sent without `replaces`");
+            }
+            Err(instant_acme::Error::Api(p))
+                if p.r#type
+                    .as_deref()
+                    .is_some_and(|t| t.ends_with(":alreadyReplaced")) =>
+            {
+                tracing::warn!(problem = %p, "the CA says the certificate was already replaced: ordering without `replaces`");
+            }
+            other => {
+                if other.is_ok() {
+                    tracing::info!(replaces = %r, "renewal order names the certificate it replaces");
+                }
+                return other;
+            }
+        }
+    }
+    account.new_order(&NewOrder::new(ids)).await
+}
 
 impl Manager {
     /// Order a certificate for `names` from `acme`'s directory (typically a staging one)
@@ -33,8 +69,17 @@ impl Manager {
         store: bool,
     ) -> Result<Managed, AcmeError> {
         let ids: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
+        // A renewal names the certificate it replaces (RFC 9773), when the CA has ARI.
+        let replaces = match store {
+            true => state
+                .certs
+                .get(&site_key(names))
+                .and_then(|m| m.ck.cert.first())
+                .and_then(ari_id),
+            false => None,
+        };
         let account = self.account(state, acme).await?;
-        let (account, mut order) = match account.new_order(&NewOrder::new(&ids)).await {
+        let (account, mut order) = match place_order(&account, &ids, replaces.as_ref()).await {
             Ok(order) => (account, order),
             Err(instant_acme::Error::Api(p))
                 if p.r#type
@@ -49,7 +94,7 @@ impl Manager {
                 state.account = None;
                 self.set_aside_account(acme);
                 let account = self.account(state, acme).await?;
-                let order = account.new_order(&NewOrder::new(&ids)).await?;
+                let order = place_order(&account, &ids, replaces.as_ref()).await?;
                 (account, order)
             }
             Err(e) => return Err(e.into()),
@@ -63,16 +108,17 @@ impl Manager {
         let ck = certified_key(chain.as_bytes(), key.as_bytes(), "issued certificate")?;
         let leaf = certs_from_pem(chain.as_bytes(), "issued certificate")?;
         let info = info(&leaf[0], "issued certificate")?;
-        let renew_at = self.renewal_time(&account, &leaf[0], &info).await;
+        let mut m = Managed::loaded(ck, info);
+        self.refresh_schedule(&account, &mut m).await;
         if !store {
-            return Ok(Managed { ck, info, renew_at });
+            return Ok(m);
         }
         let dir = self.cert_dir(names);
         private_dir(&dir).map_err(|e| AcmeError::Storage(format!("{}: {e}", dir.display())))?;
         write_atomic(&dir.join("key.pem"), key.as_bytes(), true)
             .and_then(|_| write_atomic(&dir.join("cert.pem"), chain.as_bytes(), false))
             .map_err(|e| AcmeError::Storage(format!("{}: {e}", dir.display())))?;
-        Ok(Managed { ck, info, renew_at })
+        Ok(m)
     }
 
     pub(super) async fn validate_and_finalize(
