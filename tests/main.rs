@@ -5,6 +5,7 @@
 mod support;
 
 mod acme;
+mod acme_ip;
 mod acme_timing;
 mod adversarial;
 mod balancing;

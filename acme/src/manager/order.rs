@@ -14,6 +14,35 @@ use crate::store::{private_dir, write_atomic};
 use super::schedule::ari_id;
 use super::*;
 
+/// The ACME identifier of a site name: an IP address (RFC 8738, IPv6 written `[::1]` in the
+/// config) or a DNS name.
+fn identifier(name: &str) -> Identifier {
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => Identifier::Ip(ip),
+        Err(_) => Identifier::Dns(name.to_string()),
+    }
+}
+
+/// The SNI a TLS-ALPN-01 validation of an IP address carries (RFC 8738 §6): the address's
+/// reverse-DNS name, `4.3.2.1.in-addr.arpa` or the nibbles of an IPv6 under `ip6.arpa`.
+pub(super) fn reverse_name(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+        }
+        std::net::IpAddr::V6(v6) => {
+            let mut out = String::new();
+            for b in v6.octets().iter().rev() {
+                out.push_str(&format!("{:x}.{:x}.", b & 0xf, b >> 4));
+            }
+            out.push_str("ip6.arpa");
+            out
+        }
+    }
+}
+
 /// `newOrder`, naming the certificate it replaces when there is one and the CA has ARI
 /// (instant-acme refuses `replaces` locally, before sending anything, when the directory has
 /// no `renewalInfo`: the order then goes without it).
@@ -68,7 +97,7 @@ impl Manager {
         names: &[String],
         store: bool,
     ) -> Result<Managed, AcmeError> {
-        let ids: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
+        let ids: Vec<Identifier> = names.iter().map(|n| identifier(n)).collect();
         // A renewal names the certificate it replaces (RFC 9773), when the CA has ARI.
         let replaces = match store {
             true => state
@@ -136,7 +165,7 @@ impl Manager {
                 other => return Err(AcmeError::Order(format!("authorization is {other:?}"))),
             }
             let name = authz.identifier().to_string();
-            let kind = if name.starts_with("*.") {
+            let kind = if authz.identifier().wildcard {
                 ChallengeKind::Dns01
             } else {
                 acme.challenge
@@ -160,8 +189,14 @@ impl Manager {
                 ChallengeKind::TlsAlpn01 => {
                     let bare = name.trim_start_matches("*.").to_string();
                     let ck = alpn_challenge_cert(&bare, key_auth.digest().as_ref())?;
-                    self.resolver.set_challenge(&bare, Some(ck));
-                    cleanup.alpn.push(bare);
+                    // An IP address is validated with its reverse-DNS name as SNI (RFC 8738),
+                    // the certificate naming the address itself.
+                    let sni = match bare.parse::<std::net::IpAddr>() {
+                        Ok(ip) => reverse_name(ip),
+                        Err(_) => bare,
+                    };
+                    self.resolver.set_challenge(&sni, Some(ck));
+                    cleanup.alpn.push(sni);
                 }
                 ChallengeKind::Dns01 => {
                     let record = format!("_acme-challenge.{}", name.trim_start_matches("*."));
@@ -182,5 +217,30 @@ impl Manager {
         let key = order.finalize().await?;
         let chain = order.poll_certificate(&retry).await?;
         Ok((chain, key))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_names_become_ip_identifiers_with_their_reverse_names() {
+        assert_eq!(
+            identifier("192.0.2.7"),
+            Identifier::Ip("192.0.2.7".parse().unwrap())
+        );
+        assert_eq!(identifier("[::1]"), Identifier::Ip("::1".parse().unwrap()));
+        assert_eq!(identifier("a.example"), Identifier::Dns("a.example".into()));
+        assert_eq!(
+            reverse_name("192.0.2.7".parse().unwrap()),
+            "7.2.0.192.in-addr.arpa"
+        );
+        let v6 = reverse_name("2001:db8::567:89ab".parse().unwrap());
+        assert_eq!(
+            v6,
+            "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+        );
     }
 }
