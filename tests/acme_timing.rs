@@ -40,9 +40,9 @@ async fn short_certificates_renew_at_half_their_lifetime_without_replaces_when_t
         .find(|l| l.starts_with(name))
         .unwrap_or_else(|| panic!("{list}"));
     let cols: Vec<&str> = line.split('\t').collect();
-    assert_eq!(cols.len(), 8, "{list}");
+    assert_eq!(cols.len(), 9, "{list}");
     assert!(
-        cols[7].contains("half of the lifetime"),
+        cols[8].contains("half of the lifetime"),
         "the waiting column names the rule: {list}"
     );
     let renew_at = httpdate::parse_http_date(cols[3]).unwrap();

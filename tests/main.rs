@@ -6,6 +6,7 @@ mod support;
 
 mod acme;
 mod acme_ip;
+mod acme_profiles;
 mod acme_timing;
 mod adversarial;
 mod balancing;

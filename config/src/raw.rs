@@ -82,6 +82,7 @@ pub(crate) struct RawAcme {
     pub(crate) ca_roots: Option<Str>,
     pub(crate) eab: Option<RawEab>,
     pub(crate) dns_hook: Option<Str>,
+    pub(crate) profile: Option<Str>,
 }
 
 /// `[acme] eab = { kid, hmac_key }`.
@@ -191,6 +192,7 @@ pub(crate) struct RawSite {
     pub(crate) redirect_www: Option<Str>,
     pub(crate) trailing_slash: Option<Str>,
     pub(crate) error_pages: Option<RawErrorPages>,
+    pub(crate) profile: Option<Str>,
     #[serde(default)]
     pub(crate) routes: Vec<Spanned<RawRoute>>,
 }

@@ -65,6 +65,15 @@ impl Http01Tokens {
 /// The path prefix HTTP-01 validation requests use.
 pub const HTTP01_PREFIX: &str = "/.well-known/acme-challenge/";
 
+/// A site whose certificate the manager keeps: its names and the ACME profile to ask for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Wanted {
+    /// The site's names (one certificate for all).
+    pub names: Vec<String>,
+    /// The profile (`None`: the CA's default).
+    pub profile: Option<String>,
+}
+
 /// What `vigie cert list` shows for one managed site.
 #[derive(Debug, Clone, Default)]
 pub struct Status {
@@ -83,6 +92,8 @@ pub struct Status {
     /// Why nothing is happening now: the renewal rule and time, or the back-off, rate limit
     /// or `Retry-After` the next attempt waits for.
     pub waiting: Option<String>,
+    /// The profile the served certificate was ordered under.
+    pub profile: Option<String>,
     /// Certificates obtained since start.
     pub issued: u64,
     /// Orders failed since start.
@@ -94,6 +105,7 @@ struct Managed {
     info: CertInfo,
     renew_at: SystemTime,
     schedule: Schedule,
+    profile: Option<String>,
 }
 
 impl Managed {
@@ -110,6 +122,7 @@ impl Managed {
             info,
             renew_at,
             schedule,
+            profile: None,
         }
     }
 }
@@ -169,6 +182,16 @@ pub enum AcmeError {
     /// The issued certificate was unusable.
     #[error(transparent)]
     Cert(#[from] crate::pem::CertError),
+    /// The configured profile is not one the directory advertises.
+    #[error("profile \"{profile}\" is not offered by {directory}: {offered}")]
+    Profile {
+        /// The profile asked for.
+        profile: String,
+        /// The directory URL.
+        directory: String,
+        /// What the directory offers, in words.
+        offered: String,
+    },
 }
 
 /// The directory name for a site's files: its first name, `*` spelled out.
@@ -281,14 +304,14 @@ impl Manager {
     /// One pass: load stored certificates, ask the CA's ARI where it is due, order what is
     /// missing or due (and allowed by the back-off). Returns how long until something is due
     /// again.
-    pub async fn run_once(&self, acme: &Acme, sites: &[Vec<String>]) -> Duration {
+    pub async fn run_once(&self, acme: &Acme, sites: &[Wanted]) -> Duration {
         let mut state = self.state.lock().await;
-        let keys: HashSet<String> = sites.iter().map(|n| site_key(n)).collect();
+        let keys: HashSet<String> = sites.iter().map(|w| site_key(&w.names)).collect();
         state.certs.retain(|k, _| keys.contains(k));
         state.status.retain(|k, _| keys.contains(k));
         let mut next = Duration::from_secs(3600);
-        for names in sites {
-            let wake = self.run_site(&mut state, acme, names).await;
+        for wanted in sites {
+            let wake = self.run_site(&mut state, acme, wanted).await;
             next = next.min(
                 wake.duration_since(SystemTime::now())
                     .unwrap_or(Duration::ZERO),
@@ -299,12 +322,14 @@ impl Manager {
     }
 
     /// One site's turn; returns when it next needs attention.
-    async fn run_site(&self, state: &mut State, acme: &Acme, names: &[String]) -> SystemTime {
+    async fn run_site(&self, state: &mut State, acme: &Acme, wanted: &Wanted) -> SystemTime {
+        let names = &wanted.names[..];
         let key = site_key(names);
         let now = SystemTime::now();
         state.status.entry(key.clone()).or_default().names = names.to_vec();
         if !state.certs.contains_key(&key) {
-            if let Some(m) = self.load_stored(names) {
+            if let Some(mut m) = self.load_stored(names) {
+                m.profile = self.stored_profile(names);
                 tracing::info!(site = %key, not_after = ?m.info.not_after, "using the stored certificate");
                 state.certs.insert(key.clone(), m);
             }
@@ -325,10 +350,17 @@ impl Manager {
         let forced = state.forced.contains(&key);
         let due = match state.certs.get(&key) {
             None => true,
+            Some(m) if m.profile != wanted.profile => {
+                if !blocked {
+                    tracing::info!(site = %key, from = ?m.profile, to = ?wanted.profile,
+                        "the configured profile changed: ordering a new certificate");
+                }
+                true
+            }
             Some(m) => forced || SystemTime::now() >= m.renew_at,
         };
         if due && !blocked {
-            self.order_site(state, acme, names, &key).await;
+            self.order_site(state, acme, wanted, &key).await;
         }
         let retry_at = state.status.get(&key).and_then(|s| s.retry_at);
         let hold = state.holds.get(&key).copied();
@@ -346,11 +378,12 @@ impl Manager {
             (None, Some(m)) => Some(Self::schedule_words(m)),
             (None, None) => None,
         };
-        let current = current.map(|m| (m.info.clone(), m.renew_at));
+        let current = current.map(|m| (m.info.clone(), m.renew_at, m.profile.clone()));
         if let Some(st) = state.status.get_mut(&key) {
-            if let Some((info, renew_at)) = current {
+            if let Some((info, renew_at, profile)) = current {
                 st.cert = Some(info);
                 st.renew_at = Some(renew_at);
+                st.profile = profile;
             }
             st.waiting = waiting;
         }
@@ -386,10 +419,15 @@ impl Manager {
         }
     }
 
-    async fn order_site(&self, state: &mut State, acme: &Acme, names: &[String], key: &str) {
-        tracing::info!(site = %key, names = ?names, directory = %acme.directory, "ordering a certificate");
+    async fn order_site(&self, state: &mut State, acme: &Acme, wanted: &Wanted, key: &str) {
+        let names = &wanted.names;
+        tracing::info!(site = %key, names = ?names, directory = %acme.directory,
+            profile = ?wanted.profile, "ordering a certificate");
         self.traffic.take_retry_after();
-        match self.order(state, acme, names, true).await {
+        match self
+            .order(state, acme, names, wanted.profile.as_deref(), true)
+            .await
+        {
             Ok(m) => {
                 tracing::info!(site = %key, serial = %m.info.serial, not_after = ?m.info.not_after,
                     renew_at = ?m.renew_at, "certificate issued and installed");

@@ -49,13 +49,15 @@ pub(super) fn reverse_name(ip: std::net::IpAddr) -> String {
 async fn place_order(
     account: &Account,
     ids: &[Identifier],
+    profile: Option<&str>,
     replaces: Option<&CertificateIdentifier<'static>>,
 ) -> Result<instant_acme::Order, instant_acme::Error> {
+    let new = || match profile {
+        Some(p) => NewOrder::new(ids).profile(p),
+        None => NewOrder::new(ids),
+    };
     if let Some(r) = replaces {
-        match account
-            .new_order(&NewOrder::new(ids).replaces(r.clone()))
-            .await
-        {
+        match account.new_order(&new().replaces(r.clone())).await {
             Err(instant_acme::Error::Unsupported(_)) => {
                 tracing::info!("the CA has no ARI: renewal order sent without `replaces`");
             }
@@ -74,7 +76,37 @@ async fn place_order(
             }
         }
     }
-    account.new_order(&NewOrder::new(ids)).await
+    account.new_order(&new()).await
+}
+
+/// The profile must be one the directory advertises (checked before any order is sent).
+fn check_profile(account: &Account, acme: &Acme, profile: &str) -> Result<(), AcmeError> {
+    let mut offered: Vec<&str> = account.profiles().map(|p| p.name).collect();
+    if offered.contains(&profile) {
+        return Ok(());
+    }
+    offered.sort_unstable();
+    let offered = if offered.is_empty() {
+        "the directory advertises no profiles (leave `profile` out)".to_string()
+    } else {
+        format!("it offers {}", offered.join(", "))
+    };
+    Err(AcmeError::Profile {
+        profile: profile.to_string(),
+        directory: acme.directory.clone(),
+        offered,
+    })
+}
+
+impl Manager {
+    /// The profile a stored certificate was ordered under (`None`: the CA's default, or not
+    /// recorded).
+    pub(super) fn stored_profile(&self, names: &[String]) -> Option<String> {
+        std::fs::read_to_string(self.cert_dir(names).join("profile"))
+            .ok()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+    }
 }
 
 impl Manager {
@@ -84,7 +116,7 @@ impl Manager {
     pub async fn dry_run(&self, acme: &Acme, names: &[String]) -> Result<CertInfo, AcmeError> {
         let mut state = self.state.lock().await;
         let previous = state.account.take();
-        let result = self.order(&mut state, acme, names, false).await;
+        let result = self.order(&mut state, acme, names, None, false).await;
         // The dry run's account stays on disk for next time; the cached one is restored.
         state.account = previous;
         result.map(|m| m.info)
@@ -95,6 +127,7 @@ impl Manager {
         state: &mut State,
         acme: &Acme,
         names: &[String],
+        profile: Option<&str>,
         store: bool,
     ) -> Result<Managed, AcmeError> {
         let ids: Vec<Identifier> = names.iter().map(|n| identifier(n)).collect();
@@ -108,26 +141,30 @@ impl Manager {
             false => None,
         };
         let account = self.account(state, acme).await?;
-        let (account, mut order) = match place_order(&account, &ids, replaces.as_ref()).await {
-            Ok(order) => (account, order),
-            Err(instant_acme::Error::Api(p))
-                if p.r#type
-                    .as_deref()
-                    .is_some_and(|t| t.ends_with(":accountDoesNotExist")) =>
-            {
-                // The CA no longer knows the account (deactivated, or a test CA restarted):
-                // set the credentials aside and register again, once.
-                tracing::warn!(
-                    "the ACME server does not know the stored account: registering a new one"
-                );
-                state.account = None;
-                self.set_aside_account(acme);
-                let account = self.account(state, acme).await?;
-                let order = place_order(&account, &ids, replaces.as_ref()).await?;
-                (account, order)
-            }
-            Err(e) => return Err(e.into()),
-        };
+        if let Some(p) = profile {
+            check_profile(&account, acme, p)?;
+        }
+        let (account, mut order) =
+            match place_order(&account, &ids, profile, replaces.as_ref()).await {
+                Ok(order) => (account, order),
+                Err(instant_acme::Error::Api(p))
+                    if p.r#type
+                        .as_deref()
+                        .is_some_and(|t| t.ends_with(":accountDoesNotExist")) =>
+                {
+                    // The CA no longer knows the account (deactivated, or a test CA restarted):
+                    // set the credentials aside and register again, once.
+                    tracing::warn!(
+                        "the ACME server does not know the stored account: registering a new one"
+                    );
+                    state.account = None;
+                    self.set_aside_account(acme);
+                    let account = self.account(state, acme).await?;
+                    let order = place_order(&account, &ids, profile, replaces.as_ref()).await?;
+                    (account, order)
+                }
+                Err(e) => return Err(e.into()),
+            };
         let mut cleanup = Cleanup::default();
         let result = self
             .validate_and_finalize(&mut order, acme, &mut cleanup)
@@ -138,6 +175,7 @@ impl Manager {
         let leaf = certs_from_pem(chain.as_bytes(), "issued certificate")?;
         let info = info(&leaf[0], "issued certificate")?;
         let mut m = Managed::loaded(ck, info);
+        m.profile = profile.map(str::to_string);
         self.refresh_schedule(&account, &mut m).await;
         if !store {
             return Ok(m);
@@ -146,6 +184,13 @@ impl Manager {
         private_dir(&dir).map_err(|e| AcmeError::Storage(format!("{}: {e}", dir.display())))?;
         write_atomic(&dir.join("key.pem"), key.as_bytes(), true)
             .and_then(|_| write_atomic(&dir.join("cert.pem"), chain.as_bytes(), false))
+            .and_then(|_| {
+                write_atomic(
+                    &dir.join("profile"),
+                    profile.unwrap_or("").as_bytes(),
+                    false,
+                )
+            })
             .map_err(|e| AcmeError::Storage(format!("{}: {e}", dir.display())))?;
         Ok(m)
     }

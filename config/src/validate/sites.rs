@@ -161,6 +161,11 @@ impl Validator<'_> {
                 )),
             })
         });
+        let acme_profile = s
+            .profile
+            .as_ref()
+            .and_then(|p| self.check(p, super::tls::parse_profile))
+            .or_else(|| refs.profile.clone());
         Site {
             names,
             tls,
@@ -168,6 +173,7 @@ impl Validator<'_> {
             host_redirects,
             error_pages,
             trailing_slash,
+            acme_profile,
         }
     }
 
