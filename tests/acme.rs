@@ -7,7 +7,7 @@ use crate::support::pebble::Pebble;
 use crate::support::tls::{handshake, ALL};
 use crate::support::{wait_until, Ports, Vigie};
 
-fn config(p: &Pebble, challenge: &str, names: &str, extra: &str) -> String {
+pub(crate) fn config(p: &Pebble, challenge: &str, names: &str, extra: &str) -> String {
     format!(
         r#"
 [server]
@@ -38,7 +38,7 @@ tls = "acme"
 }
 
 /// Wait until the certificate served for `name` was issued by Pebble; returns its serial.
-async fn wait_for_pebble_cert(v: &Vigie, p: &Pebble, name: &str) -> String {
+pub(crate) async fn wait_for_pebble_cert(v: &Vigie, p: &Pebble, name: &str) -> String {
     let serial = std::sync::Mutex::new(String::new());
     wait_until(
         Duration::from_secs(60),
@@ -280,7 +280,7 @@ async fn a_ca_outage_keeps_the_current_certificate_and_a_later_retry_succeeds() 
     assert!(log.contains("does not know the stored account"), "{log}");
 }
 
-async fn wait_for_pebble_cert_other_than(v: &Vigie, name: &str, old: &str) -> String {
+pub(crate) async fn wait_for_pebble_cert_other_than(v: &Vigie, name: &str, old: &str) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(h) = handshake(&v.https, name, &[], ALL).await {

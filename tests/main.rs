@@ -5,6 +5,9 @@
 mod support;
 
 mod acme;
+mod acme_ip;
+mod acme_profiles;
+mod acme_timing;
 mod adversarial;
 mod balancing;
 mod buffering;

@@ -17,6 +17,6 @@ pub mod resolver;
 pub mod store;
 
 pub use local_ca::LocalCa;
-pub use manager::{Http01Tokens, Manager, Status};
+pub use manager::{Http01Tokens, Manager, Status, Wanted};
 pub use pem::{CertError, CertInfo};
 pub use resolver::{CertResolver, CertTable};

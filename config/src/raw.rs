@@ -82,6 +82,7 @@ pub(crate) struct RawAcme {
     pub(crate) ca_roots: Option<Str>,
     pub(crate) eab: Option<RawEab>,
     pub(crate) dns_hook: Option<Str>,
+    pub(crate) profile: Option<Str>,
 }
 
 /// `[acme] eab = { kid, hmac_key }`.
@@ -207,6 +208,7 @@ pub(crate) struct RawSite {
     pub(crate) error_pages: Option<RawErrorPages>,
     pub(crate) access: Option<Vec<Spanned<RawAccessRule>>>,
     pub(crate) basic_auth: Option<Spanned<RawBasicAuth>>,
+    pub(crate) profile: Option<Str>,
     #[serde(default)]
     pub(crate) routes: Vec<Spanned<RawRoute>>,
 }

@@ -104,6 +104,8 @@ struct Refs {
     header_sets: BTreeMap<String, HeaderOps>,
     https_listeners: bool,
     challenge: ChallengeKind,
+    /// `[acme] profile`, which sites inherit.
+    profile: Option<String>,
     /// Top-level error pages, which sites inherit.
     error_pages: ErrorPages,
 }
@@ -156,6 +158,7 @@ impl Validator<'_> {
             header_sets,
             https_listeners: !server.https.is_empty(),
             challenge: acme.as_ref().map_or(ChallengeKind::Http01, |a| a.challenge),
+            profile: acme.as_ref().and_then(|a| a.profile.clone()),
             error_pages,
         };
         let mut seen_names: HashMap<HostPattern, usize> = HashMap::new();

@@ -102,14 +102,16 @@ fn date(t: Option<SystemTime>) -> String {
     t.map_or_else(|| "-".to_string(), httpdate::fmt_http_date)
 }
 
-/// One line per site, tab-separated: names, issuer, not-after, renew-at, failures, error.
+/// One line per site, tab-separated: names, issuer, not-after, renew-at, serial, failures,
+/// error, and why it is waiting (renewal rule, back-off, rate limit or Retry-After).
 pub fn format_status(list: &[Status]) -> String {
-    let mut out =
-        String::from("names\tissuer\tnot_after\trenew_at\tserial\tfailures\tlast_error\n");
+    let mut out = String::from(
+        "names\tissuer\tnot_after\trenew_at\tserial\tfailures\tlast_error\tprofile\twaiting\n",
+    );
     for s in list {
         let cert = s.cert.as_ref();
         out.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
             s.names.join(","),
             cert.map_or("-", |c| c.issuer.as_str()),
             date(cert.map(|c| c.not_after)),
@@ -117,6 +119,8 @@ pub fn format_status(list: &[Status]) -> String {
             cert.map_or("-", |c| c.serial.as_str()),
             s.failures,
             s.last_error.as_deref().unwrap_or("-"),
+            s.profile.as_deref().unwrap_or("-"),
+            s.waiting.as_deref().unwrap_or("-"),
         ));
     }
     out
@@ -175,7 +179,7 @@ impl Admin {
             .unwrap_or_else(|| staging_for(&acme.directory));
         let mut out = format!("dry run against {}\n", staging.directory);
         let mut failed = false;
-        for names in acme_sites(&snap.config) {
+        for names in acme_sites(&snap.config).into_iter().map(|w| w.names) {
             match manager.dry_run(&staging, &names).await {
                 Ok(info) => out.push_str(&format!(
                     "ok\t{}\tissuer {}\tnot_after {}\n",
@@ -259,7 +263,11 @@ impl Admin {
         let force = flag(query, "force");
         let sites = acme_sites(&snap.config);
         if let Some(n) = name {
-            if !sites.iter().flatten().any(|x| x.eq_ignore_ascii_case(n)) {
+            if !sites
+                .iter()
+                .flat_map(|w| &w.names)
+                .any(|x| x.eq_ignore_ascii_case(n))
+            {
                 return text(404, format!("{n} is not an ACME-managed name\n"));
             }
         }

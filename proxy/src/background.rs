@@ -137,13 +137,16 @@ impl AcmeService {
     }
 }
 
-/// The name lists of the sites with `tls = "acme"`.
-pub fn acme_sites(config: &vigie_config::Config) -> Vec<Vec<String>> {
+/// The sites with `tls = "acme"`: their names and profile.
+pub fn acme_sites(config: &vigie_config::Config) -> Vec<vigie_acme::Wanted> {
     config
         .sites
         .iter()
         .filter(|s| s.tls == Some(vigie_config::SiteTls::Acme))
-        .map(|s| s.names.iter().map(ToString::to_string).collect())
+        .map(|s| vigie_acme::Wanted {
+            names: s.names.iter().map(ToString::to_string).collect(),
+            profile: s.acme_profile.clone(),
+        })
         .collect()
 }
 

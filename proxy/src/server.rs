@@ -133,7 +133,9 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
     {
         let snap = handle.load();
         if snap.config.acme.is_some() {
-            manager.load_stored_now(&crate::background::acme_sites(&snap.config));
+            let sites = crate::background::acme_sites(&snap.config);
+            let names: Vec<Vec<String>> = sites.into_iter().map(|w| w.names).collect();
+            manager.load_stored_now(&names);
         }
     }
     let opt = pingora::server::configuration::Opt {

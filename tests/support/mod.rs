@@ -4,6 +4,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod acme_stub;
 pub mod adversary;
 pub mod attack;
 pub mod h2raw;

@@ -44,9 +44,10 @@ impl Manager {
             .join("acme")
             .join(directory_key(&acme.directory));
         let path = dir.join("account.json");
-        let builder = || match &acme.ca_roots {
-            Some(roots) => Account::builder_with_root(roots),
-            None => Account::builder(),
+        let builder = || -> Result<_, AcmeError> {
+            let client =
+                super::http::CaClient::new(acme.ca_roots.as_deref(), self.traffic.clone())?;
+            Ok(Account::builder_with_http(Box::new(client)))
         };
         if path.exists() {
             let parsed = std::fs::read(&path)

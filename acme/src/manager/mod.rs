@@ -6,10 +6,15 @@
 //!   matched; a failed or half-finished order never replaces the certificate being served;
 //! - the account is created once per directory and reused (credentials 0600 in the state
 //!   directory); a corrupt credentials file is set aside and a new account is made;
-//! - failures back off exponentially (with jitter, capped), so a CA outage or a rate limit
-//!   never turns into a retry storm;
+//! - failures back off exponentially (with jitter, capped), and a `Retry-After` or
+//!   `rateLimited` answer from the CA is honoured, so a CA outage or a rate limit never turns
+//!   into a retry storm;
+//! - one order at a time: every order runs under the manager's state lock, so a name never
+//!   has two orders in flight;
 //! - renewal is due inside the CA's ARI window when the directory offers `renewalInfo`,
-//!   otherwise when a third of the lifetime remains (minus a small per-certificate jitter).
+//!   otherwise at half of the lifetime (10 days or less) or with a third left (longer); see
+//!   [`schedule`] for the rules. Renewal orders name the certificate they replace when the
+//!   CA has ARI.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -26,12 +31,14 @@ use crate::resolver::{CertResolver, CertTable};
 
 mod account;
 mod challenge;
+mod http;
 mod order;
 mod schedule;
 mod stored;
 
 use challenge::{alpn_challenge_cert, run_hook, Cleanup};
-use schedule::lifetime_renewal;
+use http::CaTraffic;
+use schedule::{backoff, lifetime_renewal, retry_time, Schedule};
 
 /// HTTP-01 tokens being validated: token → key authorization.
 #[derive(Debug, Default)]
@@ -58,6 +65,15 @@ impl Http01Tokens {
 /// The path prefix HTTP-01 validation requests use.
 pub const HTTP01_PREFIX: &str = "/.well-known/acme-challenge/";
 
+/// A site whose certificate the manager keeps: its names and the ACME profile to ask for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Wanted {
+    /// The site's names (one certificate for all).
+    pub names: Vec<String>,
+    /// The profile (`None`: the CA's default).
+    pub profile: Option<String>,
+}
+
 /// What `vigie cert list` shows for one managed site.
 #[derive(Debug, Clone, Default)]
 pub struct Status {
@@ -73,6 +89,11 @@ pub struct Status {
     pub failures: u32,
     /// The last error, if the last attempt failed.
     pub last_error: Option<String>,
+    /// Why nothing is happening now: the renewal rule and time, or the back-off, rate limit
+    /// or `Retry-After` the next attempt waits for.
+    pub waiting: Option<String>,
+    /// The profile the served certificate was ordered under.
+    pub profile: Option<String>,
     /// Certificates obtained since start.
     pub issued: u64,
     /// Orders failed since start.
@@ -83,6 +104,35 @@ struct Managed {
     ck: Arc<CertifiedKey>,
     info: CertInfo,
     renew_at: SystemTime,
+    schedule: Schedule,
+    profile: Option<String>,
+}
+
+impl Managed {
+    /// A certificate loaded from storage: the lifetime rule until the CA's ARI (if any) has
+    /// been asked, which the next pass does.
+    fn loaded(ck: Arc<CertifiedKey>, info: CertInfo) -> Managed {
+        let renew_at = lifetime_renewal(&info);
+        let schedule = Schedule {
+            ari_recheck: Some(SystemTime::UNIX_EPOCH),
+            ..Schedule::default()
+        };
+        Managed {
+            ck,
+            info,
+            renew_at,
+            schedule,
+            profile: None,
+        }
+    }
+}
+
+/// Why the next attempt waits, kept with the back-off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    Backoff,
+    RetryAfter,
+    RateLimited,
 }
 
 #[derive(Default)]
@@ -91,6 +141,7 @@ struct State {
     certs: HashMap<String, Managed>,
     status: BTreeMap<String, Status>,
     forced: HashSet<String>,
+    holds: HashMap<String, Hold>,
 }
 
 /// Drives issuance and renewal for the sites with `tls = "acme"`.
@@ -102,6 +153,7 @@ pub struct Manager {
     status: Mutex<BTreeMap<String, Status>>,
     retry_base: Duration,
     retry_cap: Duration,
+    traffic: Arc<CaTraffic>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -130,6 +182,16 @@ pub enum AcmeError {
     /// The issued certificate was unusable.
     #[error(transparent)]
     Cert(#[from] crate::pem::CertError),
+    /// The configured profile is not one the directory advertises.
+    #[error("profile \"{profile}\" is not offered by {directory}: {offered}")]
+    Profile {
+        /// The profile asked for.
+        profile: String,
+        /// The directory URL.
+        directory: String,
+        /// What the directory offers, in words.
+        offered: String,
+    },
 }
 
 /// The directory name for a site's files: its first name, `*` spelled out.
@@ -175,6 +237,7 @@ impl Manager {
             status: Mutex::new(BTreeMap::new()),
             retry_base: Duration::from_secs(60),
             retry_cap: Duration::from_secs(6 * 3600),
+            traffic: Arc::new(CaTraffic::default()),
         })
     }
 
@@ -185,6 +248,11 @@ impl Manager {
             m.retry_cap = cap;
         }
         self
+    }
+
+    /// Requests sent to ACME servers since start (directory, nonces, orders, ARI…).
+    pub fn ca_requests(&self) -> u64 {
+        self.traffic.requests()
     }
 
     /// The HTTP-01 tokens being answered.
@@ -233,63 +301,139 @@ impl Manager {
         }
     }
 
-    /// One pass: load stored certificates, order what is missing or due (and allowed by the
-    /// back-off). Returns how long until something is due again.
-    pub async fn run_once(&self, acme: &Acme, sites: &[Vec<String>]) -> Duration {
+    /// One pass: load stored certificates, ask the CA's ARI where it is due, order what is
+    /// missing or due (and allowed by the back-off). Returns how long until something is due
+    /// again.
+    pub async fn run_once(&self, acme: &Acme, sites: &[Wanted]) -> Duration {
         let mut state = self.state.lock().await;
-        let now = SystemTime::now();
-        let keys: HashSet<String> = sites.iter().map(|n| site_key(n)).collect();
+        let keys: HashSet<String> = sites.iter().map(|w| site_key(&w.names)).collect();
         state.certs.retain(|k, _| keys.contains(k));
         state.status.retain(|k, _| keys.contains(k));
         let mut next = Duration::from_secs(3600);
-        for names in sites {
-            let key = site_key(names);
-            let status = state.status.entry(key.clone()).or_default();
-            status.names = names.clone();
-            if !state.certs.contains_key(&key) {
-                if let Some(m) = self.load_stored(names) {
-                    tracing::info!(site = %key, not_after = ?m.info.not_after, "using the stored certificate");
-                    state.certs.insert(key.clone(), m);
-                }
-            }
-            let forced = state.forced.contains(&key);
-            let due = match state.certs.get(&key) {
-                None => true,
-                Some(m) => forced || now >= m.renew_at,
-            };
-            let status = state.status.entry(key.clone()).or_default();
-            let blocked = status.retry_at.is_some_and(|t| now < t);
-            if due && !blocked {
-                self.order_site(&mut state, acme, names, &key).await;
-            }
-            let retry_at = state.status.get(&key).and_then(|s| s.retry_at);
-            let current = state.certs.get(&key).map(|m| (m.info.clone(), m.renew_at));
-            let wake = match (retry_at, &current) {
-                (Some(r), _) => r,
-                (None, Some((_, renew_at))) => *renew_at,
-                (None, None) => now + self.retry_base,
-            };
+        for wanted in sites {
+            let wake = self.run_site(&mut state, acme, wanted).await;
             next = next.min(
                 wake.duration_since(SystemTime::now())
                     .unwrap_or(Duration::ZERO),
             );
-            if let (Some((info, renew_at)), Some(st)) = (current, state.status.get_mut(&key)) {
-                st.cert = Some(info);
-                st.renew_at = Some(renew_at);
-            }
         }
         self.install(&state);
         next.max(Duration::from_millis(200))
     }
 
-    async fn order_site(&self, state: &mut State, acme: &Acme, names: &[String], key: &str) {
-        tracing::info!(site = %key, names = ?names, directory = %acme.directory, "ordering a certificate");
-        match self.order(state, acme, names, true).await {
+    /// One site's turn; returns when it next needs attention.
+    async fn run_site(&self, state: &mut State, acme: &Acme, wanted: &Wanted) -> SystemTime {
+        let names = &wanted.names[..];
+        let key = site_key(names);
+        let now = SystemTime::now();
+        state.status.entry(key.clone()).or_default().names = names.to_vec();
+        if !state.certs.contains_key(&key) {
+            if let Some(mut m) = self.load_stored(names) {
+                m.profile = self.stored_profile(names);
+                tracing::info!(site = %key, not_after = ?m.info.not_after, "using the stored certificate");
+                state.certs.insert(key.clone(), m);
+            }
+        }
+        let blocked = state
+            .status
+            .get(&key)
+            .and_then(|s| s.retry_at)
+            .is_some_and(|t| now < t);
+        let ari_due = state
+            .certs
+            .get(&key)
+            .and_then(|m| m.schedule.ari_recheck)
+            .is_some_and(|t| now >= t);
+        if ari_due && !blocked {
+            self.refresh_site_schedule(state, acme, &key).await;
+        }
+        let forced = state.forced.contains(&key);
+        let due = match state.certs.get(&key) {
+            None => true,
+            Some(m) if m.profile != wanted.profile => {
+                if !blocked {
+                    tracing::info!(site = %key, from = ?m.profile, to = ?wanted.profile,
+                        "the configured profile changed: ordering a new certificate");
+                }
+                true
+            }
+            Some(m) => forced || SystemTime::now() >= m.renew_at,
+        };
+        if due && !blocked {
+            self.order_site(state, acme, wanted, &key).await;
+        }
+        let retry_at = state.status.get(&key).and_then(|s| s.retry_at);
+        let hold = state.holds.get(&key).copied();
+        let current = state.certs.get(&key);
+        let wake = match (retry_at, current) {
+            (Some(r), _) => r,
+            (None, Some(m)) => m
+                .schedule
+                .ari_recheck
+                .map_or(m.renew_at, |t| t.min(m.renew_at)),
+            (None, None) => SystemTime::now() + self.retry_base,
+        };
+        let waiting = match (retry_at, current) {
+            (Some(r), _) => Some(Self::hold_words(hold, r, state.status.get(&key))),
+            (None, Some(m)) => Some(Self::schedule_words(m)),
+            (None, None) => None,
+        };
+        let current = current.map(|m| (m.info.clone(), m.renew_at, m.profile.clone()));
+        if let Some(st) = state.status.get_mut(&key) {
+            if let Some((info, renew_at, profile)) = current {
+                st.cert = Some(info);
+                st.renew_at = Some(renew_at);
+                st.profile = profile;
+            }
+            st.waiting = waiting;
+        }
+        wake
+    }
+
+    /// Ask the CA's ARI endpoint about the site's certificate (the account is needed for the
+    /// directory; if it cannot be had, the schedule stays and is asked again later).
+    async fn refresh_site_schedule(&self, state: &mut State, acme: &Acme, key: &str) {
+        let Some(mut m) = state.certs.remove(key) else {
+            return;
+        };
+        match self.account(state, acme).await {
+            Ok(account) => self.refresh_schedule(&account, &mut m).await,
+            Err(e) => {
+                tracing::warn!(site = %key, error = %e,
+                    "cannot reach the ACME server for renewal information; keeping the schedule");
+                m.schedule.ari_recheck = Some(SystemTime::now() + self.retry_base);
+            }
+        }
+        state.certs.insert(key.to_string(), m);
+    }
+
+    fn hold_words(hold: Option<Hold>, until: SystemTime, st: Option<&Status>) -> String {
+        let at = httpdate::fmt_http_date(until);
+        let failures = st.map_or(0, |s| s.failures);
+        match hold {
+            Some(Hold::RateLimited) => format!("rate limited by the CA: next attempt at {at}"),
+            Some(Hold::RetryAfter) => {
+                format!("the CA asked to wait (Retry-After): next attempt at {at}")
+            }
+            _ => format!("back-off after {failures} failed order(s): next attempt at {at}"),
+        }
+    }
+
+    async fn order_site(&self, state: &mut State, acme: &Acme, wanted: &Wanted, key: &str) {
+        let names = &wanted.names;
+        tracing::info!(site = %key, names = ?names, directory = %acme.directory,
+            profile = ?wanted.profile, "ordering a certificate");
+        self.traffic.take_retry_after();
+        match self
+            .order(state, acme, names, wanted.profile.as_deref(), true)
+            .await
+        {
             Ok(m) => {
                 tracing::info!(site = %key, serial = %m.info.serial, not_after = ?m.info.not_after,
                     renew_at = ?m.renew_at, "certificate issued and installed");
                 state.certs.insert(key.to_string(), m);
                 state.forced.remove(key);
+                state.holds.remove(key);
                 let st = state.status.entry(key.to_string()).or_default();
                 st.failures = 0;
                 st.retry_at = None;
@@ -297,20 +441,37 @@ impl Manager {
                 st.issued += 1;
             }
             Err(e) => {
+                let retry_after = self.traffic.take_retry_after();
+                let limited = e.is_rate_limited();
                 let st = state.status.entry(key.to_string()).or_default();
                 st.failures += 1;
                 st.failed += 1;
-                let exp = st.failures.saturating_sub(1).min(16);
-                let delay = self
-                    .retry_base
-                    .saturating_mul(1u32 << exp)
-                    .min(self.retry_cap);
-                let jitter = delay.mul_f64(rand::random::<f64>() * 0.1);
-                st.retry_at = Some(SystemTime::now() + delay + jitter);
+                let now = SystemTime::now();
+                let delay = backoff(self.retry_base, self.retry_cap, st.failures);
+                let at = retry_time(now, delay, retry_after);
+                st.retry_at = Some(at);
                 st.last_error = Some(e.to_string());
-                tracing::error!(site = %key, error = %e, failures = st.failures, retry_in = ?(delay + jitter),
+                let hold = if limited {
+                    Hold::RateLimited
+                } else if at > now + delay {
+                    Hold::RetryAfter
+                } else {
+                    Hold::Backoff
+                };
+                tracing::error!(site = %key, error = %e, failures = st.failures,
+                    retry_in = ?at.duration_since(now).unwrap_or_default(), rate_limited = limited,
+                    retry_after = ?retry_after,
                     "certificate order failed; the current certificate keeps serving");
+                state.holds.insert(key.to_string(), hold);
             }
         }
+    }
+}
+
+impl AcmeError {
+    /// The CA answered `urn:ietf:params:acme:error:rateLimited`.
+    fn is_rate_limited(&self) -> bool {
+        matches!(self, AcmeError::Acme(instant_acme::Error::Api(p))
+            if p.r#type.as_deref().is_some_and(|t| t.ends_with(":rateLimited")))
     }
 }

@@ -3,14 +3,111 @@
 use std::time::Duration;
 
 use instant_acme::{
-    AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy,
+    Account, AuthorizationStatus, CertificateIdentifier, ChallengeType, Identifier, NewOrder,
+    OrderStatus, RetryPolicy,
 };
 use vigie_config::{Acme, ChallengeKind};
 
 use crate::pem::{certified_key, certs_from_pem, info, CertInfo};
 use crate::store::{private_dir, write_atomic};
 
+use super::schedule::ari_id;
 use super::*;
+
+/// The ACME identifier of a site name: an IP address (RFC 8738, IPv6 written `[::1]` in the
+/// config) or a DNS name.
+fn identifier(name: &str) -> Identifier {
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => Identifier::Ip(ip),
+        Err(_) => Identifier::Dns(name.to_string()),
+    }
+}
+
+/// The SNI a TLS-ALPN-01 validation of an IP address carries (RFC 8738 §6): the address's
+/// reverse-DNS name, `4.3.2.1.in-addr.arpa` or the nibbles of an IPv6 under `ip6.arpa`.
+pub(super) fn reverse_name(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+        }
+        std::net::IpAddr::V6(v6) => {
+            let mut out = String::new();
+            for b in v6.octets().iter().rev() {
+                out.push_str(&format!("{:x}.{:x}.", b & 0xf, b >> 4));
+            }
+            out.push_str("ip6.arpa");
+            out
+        }
+    }
+}
+
+/// `newOrder`, naming the certificate it replaces when there is one and the CA has ARI
+/// (instant-acme refuses `replaces` locally, before sending anything, when the directory has
+/// no `renewalInfo`: the order then goes without it).
+async fn place_order(
+    account: &Account,
+    ids: &[Identifier],
+    profile: Option<&str>,
+    replaces: Option<&CertificateIdentifier<'static>>,
+) -> Result<instant_acme::Order, instant_acme::Error> {
+    let new = || match profile {
+        Some(p) => NewOrder::new(ids).profile(p),
+        None => NewOrder::new(ids),
+    };
+    if let Some(r) = replaces {
+        match account.new_order(&new().replaces(r.clone())).await {
+            Err(instant_acme::Error::Unsupported(_)) => {
+                tracing::info!("the CA has no ARI: renewal order sent without `replaces`");
+            }
+            Err(instant_acme::Error::Api(p))
+                if p.r#type
+                    .as_deref()
+                    .is_some_and(|t| t.ends_with(":alreadyReplaced")) =>
+            {
+                tracing::warn!(problem = %p, "the CA says the certificate was already replaced: ordering without `replaces`");
+            }
+            other => {
+                if other.is_ok() {
+                    tracing::info!(replaces = %r, "renewal order names the certificate it replaces");
+                }
+                return other;
+            }
+        }
+    }
+    account.new_order(&new()).await
+}
+
+/// The profile must be one the directory advertises (checked before any order is sent).
+fn check_profile(account: &Account, acme: &Acme, profile: &str) -> Result<(), AcmeError> {
+    let mut offered: Vec<&str> = account.profiles().map(|p| p.name).collect();
+    if offered.contains(&profile) {
+        return Ok(());
+    }
+    offered.sort_unstable();
+    let offered = if offered.is_empty() {
+        "the directory advertises no profiles (leave `profile` out)".to_string()
+    } else {
+        format!("it offers {}", offered.join(", "))
+    };
+    Err(AcmeError::Profile {
+        profile: profile.to_string(),
+        directory: acme.directory.clone(),
+        offered,
+    })
+}
+
+impl Manager {
+    /// The profile a stored certificate was ordered under (`None`: the CA's default, or not
+    /// recorded).
+    pub(super) fn stored_profile(&self, names: &[String]) -> Option<String> {
+        std::fs::read_to_string(self.cert_dir(names).join("profile"))
+            .ok()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+    }
+}
 
 impl Manager {
     /// Order a certificate for `names` from `acme`'s directory (typically a staging one)
@@ -19,7 +116,7 @@ impl Manager {
     pub async fn dry_run(&self, acme: &Acme, names: &[String]) -> Result<CertInfo, AcmeError> {
         let mut state = self.state.lock().await;
         let previous = state.account.take();
-        let result = self.order(&mut state, acme, names, false).await;
+        let result = self.order(&mut state, acme, names, None, false).await;
         // The dry run's account stays on disk for next time; the cached one is restored.
         state.account = previous;
         result.map(|m| m.info)
@@ -30,30 +127,44 @@ impl Manager {
         state: &mut State,
         acme: &Acme,
         names: &[String],
+        profile: Option<&str>,
         store: bool,
     ) -> Result<Managed, AcmeError> {
-        let ids: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
-        let account = self.account(state, acme).await?;
-        let (account, mut order) = match account.new_order(&NewOrder::new(&ids)).await {
-            Ok(order) => (account, order),
-            Err(instant_acme::Error::Api(p))
-                if p.r#type
-                    .as_deref()
-                    .is_some_and(|t| t.ends_with(":accountDoesNotExist")) =>
-            {
-                // The CA no longer knows the account (deactivated, or a test CA restarted):
-                // set the credentials aside and register again, once.
-                tracing::warn!(
-                    "the ACME server does not know the stored account: registering a new one"
-                );
-                state.account = None;
-                self.set_aside_account(acme);
-                let account = self.account(state, acme).await?;
-                let order = account.new_order(&NewOrder::new(&ids)).await?;
-                (account, order)
-            }
-            Err(e) => return Err(e.into()),
+        let ids: Vec<Identifier> = names.iter().map(|n| identifier(n)).collect();
+        // A renewal names the certificate it replaces (RFC 9773), when the CA has ARI.
+        let replaces = match store {
+            true => state
+                .certs
+                .get(&site_key(names))
+                .and_then(|m| m.ck.cert.first())
+                .and_then(ari_id),
+            false => None,
         };
+        let account = self.account(state, acme).await?;
+        if let Some(p) = profile {
+            check_profile(&account, acme, p)?;
+        }
+        let (account, mut order) =
+            match place_order(&account, &ids, profile, replaces.as_ref()).await {
+                Ok(order) => (account, order),
+                Err(instant_acme::Error::Api(p))
+                    if p.r#type
+                        .as_deref()
+                        .is_some_and(|t| t.ends_with(":accountDoesNotExist")) =>
+                {
+                    // The CA no longer knows the account (deactivated, or a test CA restarted):
+                    // set the credentials aside and register again, once.
+                    tracing::warn!(
+                        "the ACME server does not know the stored account: registering a new one"
+                    );
+                    state.account = None;
+                    self.set_aside_account(acme);
+                    let account = self.account(state, acme).await?;
+                    let order = place_order(&account, &ids, profile, replaces.as_ref()).await?;
+                    (account, order)
+                }
+                Err(e) => return Err(e.into()),
+            };
         let mut cleanup = Cleanup::default();
         let result = self
             .validate_and_finalize(&mut order, acme, &mut cleanup)
@@ -63,16 +174,25 @@ impl Manager {
         let ck = certified_key(chain.as_bytes(), key.as_bytes(), "issued certificate")?;
         let leaf = certs_from_pem(chain.as_bytes(), "issued certificate")?;
         let info = info(&leaf[0], "issued certificate")?;
-        let renew_at = self.renewal_time(&account, &leaf[0], &info).await;
+        let mut m = Managed::loaded(ck, info);
+        m.profile = profile.map(str::to_string);
+        self.refresh_schedule(&account, &mut m).await;
         if !store {
-            return Ok(Managed { ck, info, renew_at });
+            return Ok(m);
         }
         let dir = self.cert_dir(names);
         private_dir(&dir).map_err(|e| AcmeError::Storage(format!("{}: {e}", dir.display())))?;
         write_atomic(&dir.join("key.pem"), key.as_bytes(), true)
             .and_then(|_| write_atomic(&dir.join("cert.pem"), chain.as_bytes(), false))
+            .and_then(|_| {
+                write_atomic(
+                    &dir.join("profile"),
+                    profile.unwrap_or("").as_bytes(),
+                    false,
+                )
+            })
             .map_err(|e| AcmeError::Storage(format!("{}: {e}", dir.display())))?;
-        Ok(Managed { ck, info, renew_at })
+        Ok(m)
     }
 
     pub(super) async fn validate_and_finalize(
@@ -90,7 +210,7 @@ impl Manager {
                 other => return Err(AcmeError::Order(format!("authorization is {other:?}"))),
             }
             let name = authz.identifier().to_string();
-            let kind = if name.starts_with("*.") {
+            let kind = if authz.identifier().wildcard {
                 ChallengeKind::Dns01
             } else {
                 acme.challenge
@@ -114,8 +234,14 @@ impl Manager {
                 ChallengeKind::TlsAlpn01 => {
                     let bare = name.trim_start_matches("*.").to_string();
                     let ck = alpn_challenge_cert(&bare, key_auth.digest().as_ref())?;
-                    self.resolver.set_challenge(&bare, Some(ck));
-                    cleanup.alpn.push(bare);
+                    // An IP address is validated with its reverse-DNS name as SNI (RFC 8738),
+                    // the certificate naming the address itself.
+                    let sni = match bare.parse::<std::net::IpAddr>() {
+                        Ok(ip) => reverse_name(ip),
+                        Err(_) => bare,
+                    };
+                    self.resolver.set_challenge(&sni, Some(ck));
+                    cleanup.alpn.push(sni);
                 }
                 ChallengeKind::Dns01 => {
                     let record = format!("_acme-challenge.{}", name.trim_start_matches("*."));
@@ -136,5 +262,30 @@ impl Manager {
         let key = order.finalize().await?;
         let chain = order.poll_certificate(&retry).await?;
         Ok((chain, key))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_names_become_ip_identifiers_with_their_reverse_names() {
+        assert_eq!(
+            identifier("192.0.2.7"),
+            Identifier::Ip("192.0.2.7".parse().unwrap())
+        );
+        assert_eq!(identifier("[::1]"), Identifier::Ip("::1".parse().unwrap()));
+        assert_eq!(identifier("a.example"), Identifier::Dns("a.example".into()));
+        assert_eq!(
+            reverse_name("192.0.2.7".parse().unwrap()),
+            "7.2.0.192.in-addr.arpa"
+        );
+        let v6 = reverse_name("2001:db8::567:89ab".parse().unwrap());
+        assert_eq!(
+            v6,
+            "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+        );
     }
 }

@@ -34,8 +34,7 @@ impl Manager {
             Ok((ck, info))
                 if same_names(&info.names, names) && info.not_after > SystemTime::now() =>
             {
-                let renew_at = lifetime_renewal(&info);
-                Some(Managed { ck, info, renew_at })
+                Some(Managed::loaded(ck, info))
             }
             Ok((_, info)) => {
                 tracing::warn!(dir = %dir.display(), names = ?info.names,

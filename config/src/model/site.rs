@@ -53,6 +53,9 @@ pub struct Site {
     pub error_pages: ErrorPages,
     /// Trailing-slash normalisation by redirect; `None` (the default): paths are left as sent.
     pub trailing_slash: Option<TrailingSlash>,
+    /// The ACME profile this site's certificate is ordered under (its own `profile`, else
+    /// `[acme] profile`); `None`: the CA's default.
+    pub acme_profile: Option<String>,
 }
 
 /// `trailing_slash` on a site: which form of a path is canonical.

@@ -35,6 +35,9 @@ pub struct Acme {
     pub eab: Option<Eab>,
     /// Command called for DNS-01 as `HOOK present|cleanup NAME VALUE`.
     pub dns_hook: Option<PathBuf>,
+    /// ACME certificate profile asked for (`"shortlived"`, `"tlsserver"`…); `None`: the CA's
+    /// default. A site's own `profile` wins.
+    pub profile: Option<String>,
 }
 
 /// ACME challenge types.

@@ -175,6 +175,11 @@ impl Validator<'_> {
                 )),
             })
         });
+        let acme_profile = s
+            .profile
+            .as_ref()
+            .and_then(|p| self.check(p, super::tls::parse_profile))
+            .or_else(|| refs.profile.clone());
         Site {
             names,
             tls,
@@ -182,6 +187,7 @@ impl Validator<'_> {
             host_redirects,
             error_pages,
             trailing_slash,
+            acme_profile,
         }
     }
 

@@ -88,6 +88,10 @@ impl Validator<'_> {
             ca_roots: a.ca_roots.as_ref().map(|p| self.path(p, "ca_roots")),
             eab,
             dns_hook,
+            profile: a
+                .profile
+                .as_ref()
+                .and_then(|p| self.check(p, parse_profile)),
         }
     }
 
@@ -153,6 +157,7 @@ pub(super) fn default_acme() -> Acme {
         ca_roots: None,
         eab: None,
         dns_hook: None,
+        profile: None,
     }
 }
 
@@ -161,5 +166,18 @@ pub(super) fn challenge_name(c: ChallengeKind) -> &'static str {
         ChallengeKind::Http01 => "http-01",
         ChallengeKind::TlsAlpn01 => "tls-alpn-01",
         ChallengeKind::Dns01 => "dns-01",
+    }
+}
+
+/// An ACME profile name: a non-empty token (the CA's directory says which exist; that is
+/// checked against the directory when ordering).
+pub(super) fn parse_profile(v: &str) -> Result<String, String> {
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(v.to_owned())
+    } else {
+        Err(format!(
+            "invalid profile \"{v}\": expected a profile name the CA's directory advertises, \
+             like \"shortlived\" or \"classic\""
+        ))
     }
 }
