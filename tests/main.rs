@@ -14,6 +14,7 @@ mod compression;
 mod details;
 mod dist;
 mod hardening;
+mod import;
 mod limits;
 mod ops;
 mod plan;
