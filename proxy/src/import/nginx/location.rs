@@ -134,14 +134,15 @@ pub(super) fn location(out: &mut Out, d: &Directive, scope: &Scope) -> String {
                 out.note(d, &format!("proxy_*_timeout: set connect_timeout/read_timeout/write_timeout on [upstreams.{u}] (vigie's timeouts are per upstream)"));
             }
         }
-    } else if alias.is_some() || scope.root.is_some() {
-        if body.is_empty() || !body.contains("redirect") && !body.contains("respond") {
-            t.push_str(&static_files(
-                &scope,
-                prefix.as_deref().unwrap_or("/"),
-                alias.as_deref(),
-            ));
-        }
+    } else if (alias.is_some() || scope.root.is_some())
+        && !body.contains("redirect")
+        && !body.contains("respond")
+    {
+        t.push_str(&static_files(
+            &scope,
+            prefix.as_deref().unwrap_or("/"),
+            alias.as_deref(),
+        ));
     }
     if let Some(files) = try_files {
         let items: Vec<String> = files.iter().map(|f| q(f)).collect();

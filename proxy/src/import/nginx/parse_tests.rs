@@ -1,5 +1,7 @@
 //! Unit tests of the nginx parser: the grammar, includes, and malformed input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use super::*;
 
 fn parse(text: &str) -> Result<Vec<Directive>, ParseError> {

@@ -26,6 +26,11 @@ pub(super) struct Scope {
 /// Translates every `server` block, merging those that serve the same names.
 pub(super) fn servers(out: &mut Out, list: &[&Directive]) {
     let mut all: Vec<Server<'_>> = list.iter().map(|d| classify(out, d)).collect();
+    if let Some(first) = all.iter().find(|s| !s.names.is_empty()) {
+        if all.iter().all(|s| !s.names.is_empty()) {
+            note_at(out, first.d, "nginx sends a Host no server_name matches to the default (first) server; vigie answers it 421 ([server] unknown_host)");
+        }
+    }
     // Drop plain-HTTP → HTTPS redirects of names a TLS site serves: vigie does that itself.
     let tls_names: Vec<String> = all
         .iter()
@@ -40,7 +45,7 @@ pub(super) fn servers(out: &mut Out, list: &[&Directive]) {
         }
         Some(h) if s.names.iter().all(|n| n.strip_prefix("www.") == Some(h.as_str())) => {
             www.extend(s.names.iter().map(|n| (n.clone(), h.clone())));
-            note_at(out, s.d, "www redirect: redirect_www = \"to_apex\" on the site (301 for GET/HEAD, 308 otherwise)");
+            note_at(out, s.d, "www redirect: redirect_www = \"to_apex\" on the site (301 for GET/HEAD, 308 otherwise; Location carries the normalised path, not the raw $request_uri)");
             false
         }
         _ => true,
