@@ -17,6 +17,7 @@ mod compression;
 mod details;
 mod dist;
 mod hardening;
+mod import;
 mod limits;
 mod nginxfeat;
 mod ops;

@@ -25,6 +25,7 @@ pub mod filters;
 pub mod fuzzing;
 #[allow(unreachable_pub)]
 mod header_guard;
+pub mod import;
 pub mod limits;
 #[allow(unreachable_pub)]
 mod listener;

@@ -1,4 +1,5 @@
-//! The `vigie` command: `run` (default), `check`, `reload`, `ca`, `cert`, `cache`, `--version`.
+//! The `vigie` command: `run` (default), `check`, `reload`, `ca`, `cert`, `cache`, `import`,
+//! `--version`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,60 @@ enum Command {
         #[command(subcommand)]
         action: CacheAction,
     },
+    /// Translate another proxy's configuration into vigie TOML.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportFrom {
+    /// Read FILE (and its includes) like `nginx -T`, write vigie TOML (to -o or stdout) and
+    /// print a report of what was dropped or approximated to stderr. Exits 1 only when the
+    /// result would not serve the same sites, 2 when FILE cannot be parsed.
+    Nginx {
+        /// The main nginx file (`/etc/nginx/nginx.conf`).
+        file: PathBuf,
+        /// Where to write the vigie configuration (default: stdout).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// `vigie import nginx FILE [-o OUT]`.
+fn import(from: &ImportFrom) -> ExitCode {
+    let ImportFrom::Nginx { file, output } = from;
+    let result = match vigie::import::nginx::import_file(file) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vigie: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for line in &result.report {
+        eprintln!("{line}");
+    }
+    match output {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &result.toml) {
+                eprintln!("vigie: cannot write {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+            eprintln!(
+                "vigie: wrote {}; check it with `vigie check -c {}`",
+                path.display(),
+                path.display()
+            );
+        }
+        None => print!("{}", result.toml),
+    }
+    if result.serves_same_sites {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("vigie: some sites or locations could not be translated (NOT TRANSLATED above)");
+        ExitCode::from(1)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -414,6 +469,7 @@ fn main() -> ExitCode {
         Some(Command::Reload) => reload_running(&src),
         Some(Command::Cert { action }) => cert(&src, action),
         Some(Command::Cache { action }) => cache(&src, action),
+        Some(Command::Import { from }) => import(from),
         Some(Command::Run { upgrade }) => run(src, *upgrade),
         None => run(src, false),
     }

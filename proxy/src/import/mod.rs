@@ -1,0 +1,3 @@
+//! Importers of other proxies' configurations into vigie TOML.
+
+pub mod nginx;
