@@ -428,7 +428,11 @@ async fn differential_simple_sites() {
             &["example.com", "www.example.com"][..],
         ),
         ("11-gzip.conf", &["example.com"][..]),
-        ("15-timeouts-hash.conf", &["example.com"][..]),
+        // 15-timeouts-hash.conf is not compared here: with `ip_hash` both keep a client on one
+        // server, but nginx picks it by the address's first three octets and vigie by its own
+        // consistent hash of the whole address over the servers (whose test ports vary), so
+        // *which* server differs by design. Its import is checked by
+        // `every_corpus_file_imports_and_passes_check`; stickiness by `balancing::`.
         (
             "16-wildcard.conf",
             &["a.example.org", "example.net", "x.example.net"][..],

@@ -231,7 +231,13 @@ fn upstream(out: &mut Out, d: &Directive) {
                 });
             }
             "least_conn" => extra.push_str("balance = \"least_conn\"\n"),
-            "ip_hash" => extra.push_str("balance = \"hash\"\nhash_on = \"client_ip\"\n"),
+            "ip_hash" => {
+                extra.push_str("balance = \"hash\"\nhash_on = \"client_ip\"\n");
+                out.note(
+                    c,
+                    "vigie keeps each client on one server too, but by its own consistent hash of the whole address: a client may land on another server than under nginx",
+                );
+            }
             "hash" => {
                 extra.push_str("balance = \"hash\"\n");
                 out.note(
