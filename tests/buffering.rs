@@ -174,17 +174,20 @@ async fn a_slow_small_body_reaches_the_origin_only_when_complete() {
     s.write_all(post_header("/form", body.len()).as_bytes())
         .await
         .unwrap();
+    // The time each piece starts to be written: the last one is the earliest the origin may
+    // see the request (it may see it before this task runs again after the write).
+    let mut last_sent = Instant::now();
     for piece in body.chunks(10) {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(o.connections(), 0, "the origin was contacted mid-body");
+        last_sent = Instant::now();
         s.write_all(piece).await.unwrap();
     }
-    let done = Instant::now();
     assert_eq!(status_of(&mut s).await, 200, "{}", v.log());
     let seen = o.requests();
     assert_eq!(seen.len(), 1);
     assert!(
-        seen[0].header_at >= done,
+        seen[0].header_at >= last_sent,
         "the request reached the origin before its body ended"
     );
     assert_eq!(seen[0].body.as_deref(), Some(&body[..]));
@@ -455,11 +458,16 @@ async fn a_slow_chunked_body_is_buffered_too() {
         0,
         "the origin was contacted before the last chunk"
     );
+    // Taken before the last chunk is written: the origin may see the request before this
+    // task is scheduled again after the write, but never before the write begins.
+    let last_sent = Instant::now();
     s.write_all(last).await.unwrap();
-    let done = Instant::now();
     assert_eq!(status_of(&mut s).await, 200, "{}", v.log());
     let seen = o.requests();
-    assert!(seen[0].header_at >= done);
+    assert!(
+        seen[0].header_at >= last_sent,
+        "the origin saw the request before the last chunk was sent"
+    );
     assert_eq!(seen[0].body.as_deref(), Some(&body[..]));
 }
 
