@@ -325,6 +325,7 @@ pub(crate) struct RawHeaderOps {
 #[serde(deny_unknown_fields, expecting = "a table")]
 pub(crate) struct RawRoute {
     pub(crate) path: Option<Str>,
+    pub(crate) starts_with: Option<Str>,
     pub(crate) exact: Option<Str>,
     pub(crate) regex: Option<Str>,
     pub(crate) case_insensitive: Option<Spanned<bool>>,

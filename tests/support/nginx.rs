@@ -33,6 +33,12 @@ impl Nginx {
     /// Start nginx with `http_block` inside `http { }`; `{http}` in it is replaced by the
     /// listener's address and `{dir}` by the prefix directory.
     pub async fn start(http_block: &str) -> Nginx {
+        Self::start_at(http_block, format!("127.0.0.1:{}", free_port())).await
+    }
+
+    /// [`Nginx::start`] with the listener's address chosen by the caller (for configurations
+    /// whose included files name it).
+    pub async fn start_at(http_block: &str, http: String) -> Nginx {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod nginx dir");
@@ -41,7 +47,6 @@ impl Nginx {
             std::fs::set_permissions(dir.path().join(sub), std::fs::Permissions::from_mode(0o777))
                 .expect("chmod nginx subdir");
         }
-        let http = format!("127.0.0.1:{}", free_port());
         let d = dir.path().display().to_string();
         let conf = format!(
             "worker_processes 1;\nerror_log {d}/logs/error.log warn;\npid {d}/logs/nginx.pid;\n\

@@ -11,11 +11,15 @@ use super::Position;
 /// How a route's `path` matches a request path (nginx `location` modifiers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathMatch {
-    /// `path = "/x"`: a prefix, longest wins. With `no_regex` (nginx `^~`), when it is the
-    /// longest matching prefix, regex routes are not consulted.
+    /// `path = "/x"` or `starts_with = "/x"`: a prefix, longest wins. With `no_regex`
+    /// (nginx `^~`), when it is the longest matching prefix, regex routes are not consulted.
     Prefix {
         /// nginx `^~`.
         no_regex: bool,
+        /// `path`: the prefix matches whole path segments (`/admin` matches `/admin` and
+        /// `/admin/x`, not `/administrator`); `starts_with` (`false`): any path that begins
+        /// with it, as nginx's `location /admin` does.
+        whole_segments: bool,
     },
     /// `exact = "/x"`: nginx `location = /x`.
     Exact,

@@ -152,7 +152,7 @@ compres = true
         &[
             "test.toml:6:1: unknown key `compres` (did you mean `compress`?), expected one of `names`, `tls`, `max_body`, `limit`, `headers`, `request_headers`, `response_headers`, `compress`, `pass_headers`, `redirect_www`, `trailing_slash`, `error_pages`, `access`, `basic_auth`, `profile`, `routes`",
             r#"test.toml:8:10: route "/" has no action: expected one of upstream, redirect, respond or static"#,
-            "test.toml:9:3: unknown key `upstrem` (did you mean `upstream`?), expected one of `path`, `exact`, `regex`, `case_insensitive`, `no_regex`, `access`, `basic_auth`, `rewrite`, `upstream`, `strip_prefix`, `redirect`, `respond`, `static`, `cache`, `max_body`, `request_buffer`, `limit`, `headers`, `request_headers`, `response_headers`, `compress`, `pass_headers`",
+            "test.toml:9:3: unknown key `upstrem` (did you mean `upstream`?), expected one of `path`, `starts_with`, `exact`, `regex`, `case_insensitive`, `no_regex`, `access`, `basic_auth`, `rewrite`, `upstream`, `strip_prefix`, `redirect`, `respond`, `static`, `cache`, `max_body`, `request_buffer`, `limit`, `headers`, `request_headers`, `response_headers`, `compress`, `pass_headers`",
         ],
     ),
     (

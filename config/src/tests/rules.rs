@@ -14,11 +14,11 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "  path = \"/a\"\n  exact = \"/a\"\n  upstream = \"u\"\n",
-        "test.toml:7:3: route has both path and exact: expected exactly one of path, exact or regex",
+        "test.toml:7:3: route has both path and exact: expected exactly one of path, starts_with, exact or regex",
     ),
     (
         "  exact = \"/a\"\n  no_regex = true\n  upstream = \"u\"\n",
-        "test.toml:7:3: no_regex on a route with exact: expected it only beside path",
+        "test.toml:7:3: no_regex on a route with exact: expected it only beside path or starts_with",
     ),
     (
         "  path = \"/\"\n  upstream = \"u\"\n  access = [{ allow = \"10.0.0.0/33\" }]\n",
@@ -82,7 +82,13 @@ fn routes_are_ordered_for_nginx_selection() {
         kinds,
         [
             ("/", PathMatch::Exact),
-            ("/", PathMatch::Prefix { no_regex: false }),
+            (
+                "/",
+                PathMatch::Prefix {
+                    no_regex: false,
+                    whole_segments: true
+                }
+            ),
             (
                 "b$",
                 PathMatch::Regex {

@@ -33,21 +33,28 @@ impl Validator<'_> {
         r: &RawRoute,
         route_at: usize,
     ) -> (String, PathMatch, usize) {
-        let present: Vec<(&str, &Str)> =
-            [("path", &r.path), ("exact", &r.exact), ("regex", &r.regex)]
-                .into_iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
-                .collect();
+        let present: Vec<(&str, &Str)> = [
+            ("path", &r.path),
+            ("starts_with", &r.starts_with),
+            ("exact", &r.exact),
+            ("regex", &r.regex),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+        .collect();
         let (key, value) = match present.as_slice() {
             [] => {
                 self.error(
                     route_at,
-                    "route has no path: expected one of path = \"/prefix\", exact = \"/x\" or \
-                     regex = \"^/x\"",
+                    "route has no path: expected one of path = \"/prefix\", starts_with = \
+                     \"/prefix\", exact = \"/x\" or regex = \"^/x\"",
                 );
                 return (
                     String::new(),
-                    PathMatch::Prefix { no_regex: false },
+                    PathMatch::Prefix {
+                        no_regex: false,
+                        whole_segments: true,
+                    },
                     route_at,
                 );
             }
@@ -58,7 +65,7 @@ impl Validator<'_> {
                         self.key_at(s.span().start),
                         format!(
                             "route has both {first} and {second}: expected exactly one of \
-                             path, exact or regex"
+                             path, starts_with, exact or regex"
                         ),
                     );
                 }
@@ -78,10 +85,13 @@ impl Validator<'_> {
             }
         }
         if let Some(nr) = &r.no_regex {
-            if key != "path" {
+            if key != "path" && key != "starts_with" {
                 self.error(
                     self.key_at(nr.span().start),
-                    format!("no_regex on a route with {key}: expected it only beside path"),
+                    format!(
+                        "no_regex on a route with {key}: expected it only beside path or \
+                         starts_with"
+                    ),
                 );
             }
         }
@@ -99,6 +109,7 @@ impl Validator<'_> {
                 self.plain_path(value, "route path");
                 PathMatch::Prefix {
                     no_regex: r.no_regex.as_ref().is_some_and(|n| *n.get_ref()),
+                    whole_segments: key == "path",
                 }
             }
         };

@@ -134,7 +134,7 @@ impl Validator<'_> {
         let mut routes = Vec::new();
         for r in &s.routes {
             let raw = r.get_ref();
-            let at = [&raw.path, &raw.exact, &raw.regex]
+            let at = [&raw.path, &raw.starts_with, &raw.exact, &raw.regex]
                 .into_iter()
                 .find_map(|v| v.as_ref())
                 .map_or(r.span().start, |v| v.span().start);
@@ -447,7 +447,11 @@ fn default_compress(action: &Action) -> Option<Compression> {
 /// How a route's match is named in messages.
 fn match_kind(m: PathMatch) -> &'static str {
     match m {
-        PathMatch::Prefix { .. } => "path",
+        PathMatch::Prefix {
+            whole_segments: true,
+            ..
+        } => "path",
+        PathMatch::Prefix { .. } => "starts_with",
         PathMatch::Exact => "exact path",
         PathMatch::Regex { .. } => "regex",
     }

@@ -74,6 +74,9 @@ pub enum Matcher {
     Prefix {
         /// When this is the longest matching prefix, regex routes are not consulted.
         no_regex: bool,
+        /// `path` (whole segments, [`prefix_matches`]) or `starts_with` (`false`: any path
+        /// beginning with it, nginx's string prefix).
+        whole_segments: bool,
     },
     /// The path itself (nginx `location =`).
     Exact,
@@ -95,7 +98,19 @@ pub fn select<'a, R>(
     for r in routes {
         match key(r) {
             (p, Matcher::Exact) if p == path => return Some(r),
-            (p, Matcher::Prefix { no_regex }) if prefix.is_none() && prefix_matches(p, path) => {
+            (
+                p,
+                Matcher::Prefix {
+                    no_regex,
+                    whole_segments,
+                },
+            ) if prefix.is_none()
+                && if *whole_segments {
+                    prefix_matches(p, path)
+                } else {
+                    path.starts_with(p)
+                } =>
+            {
                 if *no_regex {
                     return Some(r);
                 }
@@ -146,10 +161,28 @@ mod tests {
     fn nginx_location_order() {
         let re = |s: &str| Matcher::Regex(regex::Regex::new(s).unwrap());
         let routes = [
-            ("/images/", Matcher::Prefix { no_regex: true }),
+            (
+                "/images/",
+                Matcher::Prefix {
+                    no_regex: true,
+                    whole_segments: true,
+                },
+            ),
             ("/", Matcher::Exact),
-            ("/documents/", Matcher::Prefix { no_regex: false }),
-            ("/", Matcher::Prefix { no_regex: false }),
+            (
+                "/documents/",
+                Matcher::Prefix {
+                    no_regex: false,
+                    whole_segments: true,
+                },
+            ),
+            (
+                "/",
+                Matcher::Prefix {
+                    no_regex: false,
+                    whole_segments: true,
+                },
+            ),
             ("\\.(gif|jpg)$", re("\\.(gif|jpg)$")),
             ("^/documents/x", re("^/documents/x")),
         ];
@@ -168,6 +201,35 @@ mod tests {
             "^/documents/x",
             "first regex in order"
         );
+    }
+
+    #[test]
+    fn starts_with_is_nginx_string_prefix() {
+        let prefix = |p: &str, whole_segments| {
+            (
+                p.to_string(),
+                Matcher::Prefix {
+                    no_regex: false,
+                    whole_segments,
+                },
+            )
+        };
+        let routes = [
+            prefix("/admin/", true),
+            prefix("/admin", false),
+            prefix("/api", true),
+            prefix("/", true),
+        ];
+        let pick = |p: &str| {
+            select(&routes, p, |(p, m)| (p.as_str(), m))
+                .unwrap()
+                .0
+                .clone()
+        };
+        assert_eq!(pick("/administrator"), "/admin");
+        assert_eq!(pick("/admin"), "/admin");
+        assert_eq!(pick("/admin/x"), "/admin/", "the longest prefix still wins");
+        assert_eq!(pick("/apix"), "/", "path keeps whole segments");
     }
 
     #[test]

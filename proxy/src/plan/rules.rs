@@ -59,7 +59,13 @@ fn regex(source: &str, case_insensitive: bool, route: &str) -> Result<Regex, Pla
 /// The route's matcher, its regex compiled.
 pub fn matcher(r: &Route) -> Result<Matcher, PlanError> {
     Ok(match r.matching {
-        PathMatch::Prefix { no_regex } => Matcher::Prefix { no_regex },
+        PathMatch::Prefix {
+            no_regex,
+            whole_segments,
+        } => Matcher::Prefix {
+            no_regex,
+            whole_segments,
+        },
         PathMatch::Exact => Matcher::Exact,
         PathMatch::Regex { case_insensitive } => {
             Matcher::Regex(regex(&r.path, case_insensitive, &r.path)?)

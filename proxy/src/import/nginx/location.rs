@@ -12,7 +12,7 @@ pub(super) fn location(out: &mut Out, d: &Directive, scope: &Scope) -> String {
     let mut t = format!("{}[[sites.routes]]\n", from(&d.pos));
     let (prefix, regex) = match d.args.as_slice() {
         [p] => {
-            let _ = writeln!(t, "path = {}", q(p));
+            let _ = writeln!(t, "{} = {}", prefix_key(p), q(p));
             (Some(p.clone()), false)
         }
         [m, p] if m == "=" => {
@@ -20,7 +20,7 @@ pub(super) fn location(out: &mut Out, d: &Directive, scope: &Scope) -> String {
             (None, false)
         }
         [m, p] if m == "^~" => {
-            let _ = writeln!(t, "path = {}\nno_regex = true", q(p));
+            let _ = writeln!(t, "{} = {}\nno_regex = true", prefix_key(p), q(p));
             (Some(p.clone()), false)
         }
         [m, p] if m == "~" || m == "~*" => {
@@ -144,9 +144,30 @@ pub(super) fn location(out: &mut Out, d: &Directive, scope: &Scope) -> String {
             alias.as_deref(),
         ));
     }
+    let has_action = upstream.is_some()
+        || t.contains("static = ")
+        || body.contains("redirect")
+        || body.contains("respond");
     if let Some(files) = try_files {
         let items: Vec<String> = files.iter().map(|f| q(f)).collect();
-        let _ = writeln!(t, "try_files = [{}]", items.join(", "));
+        let list = format!(", try_files = [{}] }}\n", items.join(", "));
+        match t.rfind(" }\n") {
+            Some(i) if t[i..].len() == 3 && t.contains("static = ") => {
+                t.truncate(i);
+                t.push_str(&list);
+            }
+            _ => out.note(d, "try_files outside a static location: not translated"),
+        }
+    }
+    if !has_action {
+        // nginx serves files from its default root (`html` under its prefix) there.
+        body.push_str("respond = { status = 404 }\n");
+        if rewrites
+            .iter()
+            .all(|r| !r.contains("\"last\"") && !r.contains("\"break\""))
+        {
+            out.note(d, "no content handler: what no rewrite redirects is answered 404 (nginx looks for a file under its default root)");
+        }
     }
     t.push_str(&body);
     if !rewrites.is_empty() {
@@ -236,7 +257,8 @@ fn proxy_pass(
     }
     if let Some(uri) = uri {
         match prefix {
-            Some(p) if uri == p => {}
+            // Even `proxy_pass http://u/` under `location /` sends the normalised path
+            // (nginx replaces the prefix in it); the rewrite does the same.
             Some(p) if !regex => {
                 let from = format!("^{}(.*)$", regex_escape(p));
                 rewrites.push(format!(
@@ -281,4 +303,14 @@ fn regex_escape(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// The route key for an nginx prefix location: `path` when it ends with `/` (the same
+/// match), else `starts_with` (nginx's `location /admin` also matches `/administrator`).
+fn prefix_key(p: &str) -> &'static str {
+    if p.ends_with('/') {
+        "path"
+    } else {
+        "starts_with"
+    }
 }

@@ -184,6 +184,7 @@ fn site(out: &mut Out, s: &Server<'_>, names: &[String], redirect_www: bool) {
     let mut key = None;
     let mut has_root_route = false;
     let mut server_return = None;
+    let mut error_pages = Vec::new();
     for c in d.children() {
         match c.name.as_str() {
             "listen" | "server_name" => {}
@@ -201,6 +202,7 @@ fn site(out: &mut Out, s: &Server<'_>, names: &[String], redirect_www: bool) {
             "proxy_set_header" => req_header(out, c, &mut req_set),
             "limit_req" => limit(out, c, &mut t),
             "return" => server_return = Some(c),
+            "error_page" => error_pages.push(c),
             "location" => {
                 if c.args.last().is_some_and(|p| p == "/") && c.args.len() == 1 {
                     has_root_route = true;
@@ -210,6 +212,7 @@ fn site(out: &mut Out, s: &Server<'_>, names: &[String], redirect_www: bool) {
             _ => other(out, c),
         }
     }
+    slash_redirects(out, d, &mut routes);
     if let Some(r) = server_return {
         if !routes.is_empty() {
             out.note(r, "a server-level return applies before locations in nginx; vigie puts it on the / route");
@@ -244,6 +247,14 @@ fn site(out: &mut Out, s: &Server<'_>, names: &[String], redirect_www: bool) {
     }
     if !req_set.is_empty() {
         let _ = writeln!(t, "request_headers = {{ set = {} }}", str_table(&req_set));
+    }
+    let pages = error_page_files(out, d, &scope, &error_pages);
+    if !pages.is_empty() {
+        let items: Vec<String> = pages
+            .iter()
+            .map(|(code, file)| format!("{} = {{ file = {} }}", q(code), q(file)))
+            .collect();
+        let _ = writeln!(t, "error_pages = {{ {} }}", items.join(", "));
     }
     t.push('\n');
     t.push_str(&routes);
@@ -371,5 +382,105 @@ pub(super) fn static_files(scope: &Scope, prefix: &str, alias: Option<&str>) -> 
     match &scope.index {
         Some(i) => format!("static = {{ root = {}, index = {} }}\n", q(&root), q(i)),
         None => format!("static = {{ root = {} }}\n", q(&root)),
+    }
+}
+
+/// `error_page CODE... /uri` of a server: each code with the file that serves `/uri` (the
+/// `= /uri` location, else the longest prefix location holding it, else the server's root).
+/// nginx without `proxy_intercept_errors` shows them for its own errors only, as vigie's
+/// `error_pages` do.
+fn error_page_files(
+    out: &mut Out,
+    server: &Directive,
+    scope: &Scope,
+    list: &[&Directive],
+) -> Vec<(String, String)> {
+    let mut pages = Vec::new();
+    for c in list {
+        let Some((uri, codes)) = c.args.split_last() else {
+            continue;
+        };
+        if !uri.starts_with('/')
+            || codes.is_empty()
+            || codes.iter().any(|k| k.parse::<u16>().is_err())
+        {
+            out.note(c, "not translated: only `error_page CODE... /file` is; write error_pages = { \"502\" = { file = \"...\" } }");
+            continue;
+        }
+        match page_file(server, scope, uri) {
+            Some(file) => pages.extend(codes.iter().map(|k| (k.clone(), file.clone()))),
+            None => out.note(c, &format!("not translated: no root or alias serves {uri}; write error_pages = {{ \"{}\" = {{ file = \"...\" }} }}", codes[0])),
+        }
+    }
+    pages
+}
+
+/// The file nginx serves for `uri` in `server`, from `root`/`alias`.
+fn page_file(server: &Directive, scope: &Scope, uri: &str) -> Option<String> {
+    let mut best: Option<(usize, String)> = None;
+    for l in server.children().iter().filter(|c| c.name == "location") {
+        let (exact, p) = match l.args.as_slice() {
+            [m, p] if m == "=" => (true, p.as_str()),
+            [m, p] if m == "^~" => (false, p.as_str()),
+            [p] => (false, p.as_str()),
+            _ => continue,
+        };
+        if (exact && p != uri) || !uri.starts_with(p) {
+            continue;
+        }
+        let dir = |name: &str| {
+            l.children()
+                .iter()
+                .find(|c| c.name == name)
+                .and_then(|c| c.args.first().cloned())
+        };
+        let file = match (dir("alias"), dir("root").or_else(|| scope.root.clone())) {
+            (Some(a), _) => format!("{a}{}", &uri[p.len()..]),
+            (None, Some(r)) => format!("{}{uri}", r.trim_end_matches('/')),
+            (None, None) => continue,
+        };
+        let rank = if exact { usize::MAX } else { p.len() };
+        if best.as_ref().is_none_or(|(r, _)| rank > *r) {
+            best = Some((rank, file));
+        }
+    }
+    best.map(|(_, f)| f).or_else(|| {
+        scope
+            .root
+            .as_ref()
+            .map(|r| format!("{}{uri}", r.trim_end_matches('/')))
+    })
+}
+
+/// nginx answers `/orders` with a 301 to `/orders/` when `location /orders/` proxies and no
+/// location names `/orders` itself: an exact route does the same (without the query).
+fn slash_redirects(out: &mut Out, server: &Directive, routes: &mut String) {
+    let locations: Vec<&Directive> = server
+        .children()
+        .iter()
+        .filter(|c| c.name == "location")
+        .collect();
+    for l in &locations {
+        let Some(p) = l.args.last() else { continue };
+        let proxied = l.children().iter().any(|c| c.name == "proxy_pass");
+        let modifier_ok = l.args.len() == 1 || l.args[0] == "^~";
+        if !proxied || !modifier_ok || p == "/" || !p.ends_with('/') {
+            continue;
+        }
+        let bare = p.trim_end_matches('/');
+        if locations
+            .iter()
+            .any(|o| o.args.last().is_some_and(|a| a == bare))
+        {
+            continue;
+        }
+        out.note(l, &format!("{bare} (no slash) is redirected to {p} with 301 as nginx does, by an exact route (the query is not kept)"));
+        let _ = write!(
+            routes,
+            "{}[[sites.routes]]\nexact = {}\nredirect = {{ to = {}, status = 301 }}\n\n",
+            from(&l.pos),
+            q(bare),
+            q(&format!("$scheme://$host{p}"))
+        );
     }
 }
