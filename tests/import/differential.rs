@@ -444,3 +444,59 @@ async fn differential_https_redirect() {
     let (n, _) = answer(&results, "TLS GET example.com/x?y=1");
     assert_eq!(n.body.lines().next(), Some("origin1 /x?y=1"));
 }
+
+/// A certbot-managed site: nginx serves certbot's files, vigie obtains its certificate by
+/// ACME (here from a CA that cannot be reached: the HTTP side does not wait for it). Over
+/// plain HTTP both redirect to HTTPS (vigie: 308 for other methods), and nginx's `return 404`
+/// for other hosts is vigie's 421.
+#[tokio::test(flavor = "multi_thread")]
+async fn differential_certbot_http_side() {
+    need_nginx();
+    let ca = crate::support::tls::TestCa::new("differential");
+    let (cert, key) = ca.leaf(&["shop.example.com"]);
+    let files = [
+        (
+            "/etc/letsencrypt/live/shop.example.com/fullchain.pem",
+            cert.as_str(),
+        ),
+        (
+            "/etc/letsencrypt/live/shop.example.com/privkey.pem",
+            key.as_str(),
+        ),
+        (
+            "/etc/letsencrypt/options-ssl-nginx.conf",
+            "ssl_session_cache shared:le_nginx_SSL:10m;\n",
+        ),
+    ];
+    let mut case = Case::new("02-certbot.conf", &["shop.example.com", "other.example"]);
+    case.files = &files;
+    case.roots = &["/etc/letsencrypt"];
+    case.vigie_toml =
+        "\n[acme]\nemail = \"ops@example.com\"\ndirectory = \"https://127.0.0.1:9/directory\"\n";
+    let results = differential(case).await;
+    let mut expected: Vec<(String, u16, u16, Locations)> = vec![
+        ("POST shop.example.com/api/x".into(), 301, 308, None),
+        ("GET shop.example.com/a/../api/cv".into(), 301, 301, None),
+        ("GET shop.example.com//double".into(), 301, 301, None),
+        ("GET shop.example.com/%2e%2e/x".into(), 400, 301, None),
+    ];
+    for (label, _, _) in results
+        .iter()
+        .filter(|(l, _, _)| l.contains("other.example") || l.contains("OTHER.EXAMPLE"))
+    {
+        let (n, _) = answer(&results, label);
+        expected.push((label.clone(), n.status, 421, None));
+    }
+    let expected: Vec<Expected<'_>> = expected
+        .iter()
+        .map(|(l, n, v, loc)| (l.as_str(), *n, *v, *loc))
+        .collect();
+    compare(&results, &expected, &[], &[]);
+    let (n, v) = answer(&results, "GET shop.example.com/api/cv?lang=fr");
+    assert_eq!(
+        n.location.as_deref(),
+        Some("https://shop.example.com/api/cv?lang=fr")
+    );
+    assert_eq!(n.location, v.location);
+    assert_eq!(answer(&results, "GET other.example/").0.status, 404);
+}

@@ -74,6 +74,8 @@ pub(super) struct Case<'a> {
     /// `ca` issued.
     pub(super) tls: Vec<(String, String, String)>,
     pub(super) ca: Option<&'a TestCa>,
+    /// Appended to vigie's imported configuration (what a user adds, like `[acme]`).
+    pub(super) vigie_toml: &'a str,
 }
 
 impl<'a> Case<'a> {
@@ -88,6 +90,7 @@ impl<'a> Case<'a> {
             dead: &[],
             tls: Vec::new(),
             ca: None,
+            vigie_toml: "",
         }
     }
 }
@@ -294,7 +297,7 @@ pub(super) async fn differential(case: Case<'_>) -> Vec<(String, Answer, Answer)
         "[server]\n",
         "[server]\nadmin = \"{admin}\"\nstate_dir = \"{state}\"\n",
         1,
-    );
+    ) + case.vigie_toml;
     let vigie = Vigie::start_on(&toml, ports, &[]).await;
     let v_addr = vigie.http.clone();
     let (n_addr2, v_addr2) = (n_addr.clone(), v_addr.clone());
