@@ -7,7 +7,11 @@
 # loopback) is not counted. `rep movsb` copies count one instruction per byte, so large
 # memcpy calls weigh more here than they cost.
 #
-#   benches/instructions.sh [requests]
+#   benches/instructions.sh [requests] [servers]      servers: any of "vigie pingora nginx"
+#   PROFILE_OUT=DIR benches/instructions.sh ...        also keeps each server's callgrind
+#     output of the `bare` pass in DIR/NAME.callgrind and writes DIR/NAME.functions (the
+#     functions with the most instructions of their own) and DIR/NAME.crates (the same
+#     instructions summed per crate), per request.
 #
 # Each server runs under valgrind (one worker for nginx, threads = 2 for vigie and pingora),
 # gets 2,000 warm-up requests, then two measured passes of `requests` (default 10,000) each,
@@ -18,6 +22,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-10000}
+servers=${2:-vigie pingora nginx}
+profile_out=${PROFILE_OUT:-}
 sudo=$([ "$(id -u)" = 0 ] || echo sudo)
 for tool in valgrind:valgrind h2load:nghttp2-client nginx:nginx; do
   command -v "${tool%%:*}" >/dev/null || $sudo apt-get install -y -qq "${tool#*:}" >/dev/null
@@ -63,9 +69,35 @@ count() {
     local total
     total=$(grep -h '^summary:' "$dir/$name.out".* | head -1 | awk '{print $2}')
     line="$line $pass $((total / n))"
+    if [[ -n $profile_out && $pass == bare ]]; then
+      mkdir -p "$profile_out"
+      cat "$dir/$name.out".* >"$profile_out/$name.callgrind"
+      profile "$profile_out" "$name" "$n"
+    fi
   done
   kill $pid; wait $pid 2>/dev/null || true
   printf '%-8s %-8s %8s  %-8s %8s  instructions per request\n' $line
+}
+
+# profile DIR NAME N: self instructions per request of the top functions and per crate,
+# from DIR/NAME.callgrind (one dump, all threads).
+profile() {
+  local out=$1 name=$2 reqs=$3
+  callgrind_annotate --inclusive=no --threshold=100 "$out/$name.callgrind" 2>/dev/null |
+    awk -v n="$reqs" '
+      /^ *[0-9,]+ +\(/ {
+        c = $1; gsub(",", "", c)
+        f = $0; sub(/^ *[0-9,]+ +\([^)]*\) +/, "", f); sub(/ \[[^]]*\]$/, "", f)
+        sub(/^[^:]*:/, "", f)
+        printf "%10.0f  %s\n", c / n, f
+      }' >"$out/$name.functions"
+  awk '{
+      f = $0; sub(/^ *[0-9]+  /, "", f); sub(/^<+/, "", f)
+      k = f; sub(/::.*/, "", k); sub(/[<( ].*/, "", k)
+      if (k == "" || k == f) k = "(C: libc, memcpy, valgrind-visible others)"
+      sum[k] += $1; all += $1
+    } END { for (k in sum) printf "%10.0f  %5.1f%%  %s\n", sum[k], 100 * sum[k] / all, k }' \
+    "$out/$name.functions" | sort -rn >"$out/$name.crates"
 }
 
 v_port=$(free_port); v_admin=$(free_port)
@@ -87,10 +119,10 @@ names = ["plain.test"]
   upstream = "origin"
   compress = false
 TOML
-count vigie "$v_port" ./target/release/vigie -c "$dir/vigie.toml"
+if [[ " $servers " == *" vigie "* ]]; then count vigie "$v_port" ./target/release/vigie -c "$dir/vigie.toml"; fi
 
 p_port=$(free_port)
-count pingora "$p_port" ./target/release/examples/bench-bare "$p_port" "$o_port" 2
+if [[ " $servers " == *" pingora "* ]]; then count pingora "$p_port" ./target/release/examples/bench-bare "$p_port" "$o_port" 2; fi
 
 n_port=$(free_port)
 mkdir -p "$dir/nginx"; chmod 777 "$dir/nginx"; chmod 755 "$dir"
@@ -118,4 +150,4 @@ http {
   server { listen 127.0.0.1:$n_port; location / { proxy_pass http://origin; } }
 }
 NGINX
-count nginx "$n_port" nginx -c "$dir/nginx.conf"
+if [[ " $servers " == *" nginx "* ]]; then count nginx "$n_port" nginx -c "$dir/nginx.conf"; fi
