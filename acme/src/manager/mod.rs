@@ -13,7 +13,7 @@
 //!   has two orders in flight;
 //! - renewal is due inside the CA's ARI window when the directory offers `renewalInfo`,
 //!   otherwise at half of the lifetime (10 days or less) or with a third left (longer); see
-//!   [`schedule`] for the rules. Renewal orders name the certificate they replace when the
+//!   `schedule` for the rules. Renewal orders name the certificate they replace when the
 //!   CA has ARI.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
