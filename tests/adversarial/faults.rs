@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::attack::Table;
-use crate::support::nginx2::{self, Nginx};
+use crate::support::nginx::{self, Nginx};
 use crate::support::{free_port, metric_value, wait_until, Vigie};
 
 /// Cases vigie fails today because of a defect another change fixes.
@@ -300,7 +300,7 @@ fn nginx_config(origins: &[String], tag: &str) -> String {
         "{}server {{\n listen {{h1}};\n listen {{h2c}} http2;\n server_name {HOST};\n \
          add_header X-Config {tag};\n proxy_connect_timeout 500ms;\n proxy_read_timeout 1s;\n \
          location / {{ proxy_pass http://app; }}\n}}\n",
-        nginx2::upstream("app", &servers)
+        nginx::upstream("app", &servers)
     )
 }
 
@@ -484,8 +484,8 @@ async fn faults_under_load_side_by_side() {
     let mut v = Proxy::Vigie(Vigie::start(&vigie_config(&addrs, "round-0")).await);
     let vrows = origin_faults(&mut v, &mut origins).await;
     drop(v);
-    let nrows = if nginx2::available() {
-        let mut n = Proxy::Nginx(Nginx::start(&nginx_config(&addrs, "round-0")).await);
+    let nrows = if nginx::available() {
+        let mut n = Proxy::Nginx(Nginx::start_tuned(&nginx_config(&addrs, "round-0")).await);
         let rows = origin_faults(&mut n, &mut origins).await;
         rows.into_iter().map(|(_, _, t, _)| t).collect()
     } else {

@@ -19,7 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::support::attack::{rss_kib, Latency, Probe, Table};
 use crate::support::h2raw::{self, frame, literal, request_block, H2Raw, Seen};
-use crate::support::nginx2::{self, Nginx};
+use crate::support::nginx::{self, Nginx};
 use crate::support::{Origin, Vigie};
 
 /// Cases vigie fails today because of a defect another change fixes (HTTP/2 header limits):
@@ -143,7 +143,7 @@ fn nginx_config(origin: &Origin) -> String {
     format!(
         "{}server {{\n listen {{h1}};\n listen {{h2c}} http2;\n server_name {HOST};\n \
          location / {{ proxy_pass http://app; }}\n}}\n",
-        nginx2::upstream("app", &[origin.addr_str()])
+        nginx::upstream("app", &[origin.addr_str()])
     )
 }
 
@@ -318,9 +318,9 @@ async fn h2_abuse_side_by_side() {
     let origin_v = Origin::start("v").await;
     let origin_n = Origin::start("n").await;
     let v = Vigie::start(&vigie_config(&origin_v)).await;
-    let nginx = nginx2::available().then_some(());
+    let nginx = nginx::available().then_some(());
     let n = match nginx {
-        Some(()) => Some(Nginx::start(&nginx_config(&origin_n)).await),
+        Some(()) => Some(Nginx::start_tuned(&nginx_config(&origin_n)).await),
         None => None,
     };
     let vt = Target {

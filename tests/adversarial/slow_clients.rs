@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::attack::{established_to, raise_nofile, rss_kib, tree_rss_kib, Probe, Table};
-use crate::support::nginx2::{self, Nginx};
+use crate::support::nginx::{self, Nginx};
 use crate::support::{Origin, Vigie};
 
 /// Cases vigie fails today because of a defect another change fixes (none: slow bodies
@@ -52,7 +52,7 @@ fn nginx_config(origin: &Origin) -> String {
     format!(
         "{}server {{\n listen {{h1}};\n listen {{h2c}} http2;\n server_name {HOST} 127.0.0.1;\n \
          location / {{ proxy_pass http://app; }}\n}}\n",
-        nginx2::upstream("app", &[origin.addr_str()])
+        nginx::upstream("app", &[origin.addr_str()])
     )
 }
 
@@ -180,8 +180,8 @@ async fn slow_clients_side_by_side() {
     let origin_n = Origin::start("n").await;
     let v = Vigie::start(&vigie_config(&origin_v)).await;
     raise_nofile(v.pid(), 20000);
-    let n = if nginx2::available() {
-        Some(Nginx::start(&nginx_config(&origin_n)).await)
+    let n = if nginx::available() {
+        Some(Nginx::start_tuned(&nginx_config(&origin_n)).await)
     } else {
         None
     };

@@ -10,7 +10,7 @@
 use std::process::Command;
 
 use crate::support::attack::Table;
-use crate::support::nginx2::{self, Nginx};
+use crate::support::nginx::{self, Nginx};
 use crate::support::tls::TestCa;
 use crate::support::{Origin, Vigie};
 
@@ -222,8 +222,8 @@ async fn tls_scans_side_by_side() {
     let origin = Origin::start("tls").await;
     let o = origin.addr_str();
     let v = Vigie::start(&vigie_config(&cert, &key, &o)).await;
-    let n = if nginx2::available() {
-        Some(Nginx::start(&nginx_config(&cert, &key, &o)).await)
+    let n = if nginx::available() {
+        Some(Nginx::start_tuned(&nginx_config(&cert, &key, &o)).await)
     } else {
         None
     };

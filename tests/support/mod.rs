@@ -9,7 +9,6 @@ pub mod adversary;
 pub mod attack;
 pub mod h2raw;
 pub mod nginx;
-pub mod nginx2;
 pub mod origin;
 pub mod pebble;
 pub mod recorder;
