@@ -419,7 +419,7 @@ fi
 col() { local s=$1 t=$2 i=$3; for r in $(seq "$rounds"); do echo "${results[$s,$t,$r]}" | awk -v i="$i" '{print $i}'; done | median; }
 # A median as a TSV value: the number, or "-" when none was measured (ERR, no latency).
 num() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ ]] && echo "$1" || echo -; }
-fmt_ms() { [[ $1 == - ]] && echo - || awk -v v="$1" 'BEGIN { printf "%.2fms", v }'; }
+fmt_ms() { [[ $1 == - ]] && echo - || awk -v v="$1" 'BEGIN { if (v >= 1000) printf "%.2fs", v / 1000; else printf "%.2fms", v }'; }
 
 # The run's medians, machine-readable, and its charts.
 now=$(date -u +%s)
