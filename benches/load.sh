@@ -14,7 +14,9 @@
 # bare pingora per scenario: requests/s, CPU per request, p99) into benches/charts/<stamp>/,
 # which the section appended to RESULTS.md embeds. BENCH_OUT=DIR puts RESULTS.md, results/
 # and charts/ under DIR instead of benches/ (a trial run that must not touch the published
-# results: `BENCH_OUT=$(mktemp -d) benches/load.sh 1 1 s1`). Scenarios (default all): s1 s2 s2r s3 s3h2 s6, and s4 / s4l (cache hits of
+# results: `BENCH_OUT=$(mktemp -d) benches/load.sh 1 1 s1`).
+#
+# Scenarios (default all): s1 s2 s2r s3 s3h2 s6, and s4 / s4l (cache hits of
 # 1 KiB / 100 KiB objects, vigie's cache vs nginx's proxy_cache, with the origin requests
 # each run caused after warm-up in the last column), json, gz, s5, s7.
 #
@@ -432,26 +434,26 @@ while [[ -e $out/results/$stamp.tsv ]]; do dup=$((dup + 1)); stamp=$base-$dup; d
 tsv=$out/results/$stamp.tsv
 machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
 versions="vigie $(./target/release/vigie --version | cut -d' ' -f2), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
-[[ -n $throughput ]] && {
-  echo "# stamp: $stamp"
-  echo "# run: $run_at (benches/load.sh $secs $rounds \"$scenarios\"; latencies in ms)"
-  echo "# machine: $machine"
-  echo "# load: load before $load (busy: $busy)"
-  echo "# versions: $versions"
-  echo "# settings: ${secs}s x $rounds rounds, medians${gz_note:+; gz: GZ_LEVEL=$gz_level}"
-  echo "# note: s2 (benches/clients.rs) measures no latency; s3h2 (h2load) reports no percentiles, so its p50 is the mean and its p99 the maximum"
-  printf 'scenario\tserver\trps\tp50_ms\tp99_ms\tcpu_us_per_req\torigin_requests\trss_growth_kib\tpeak_rss_mib\n'
-  for s in $throughput; do
-    for t in $(targets_of "$s"); do
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$t" "$(num "$(col "$s" "$t" 1)")" \
-        "$(num "$(col "$s" "$t" 2)")" "$(num "$(col "$s" "$t" 3)")" "$(num "$(col "$s" "$t" 4)")" \
-        "${origin_reqs[$s,$t]:-0}" "$(num "$(col "$s" "$t" 5)")" \
-        "$(awk -v k="${peak_kb[$t]}" 'BEGIN { printf "%.1f", k / 1024 }')"
-    done
-  done
-} >"$tsv"
 charts=""
 if [[ -n $throughput ]]; then
+  {
+    echo "# stamp: $stamp"
+    echo "# run: $run_at (benches/load.sh $secs $rounds \"$scenarios\"; latencies in ms)"
+    echo "# machine: $machine"
+    echo "# load: load before $load (busy: $busy)"
+    echo "# versions: $versions"
+    echo "# settings: ${secs}s x $rounds rounds, medians${gz_note:+; gz: GZ_LEVEL=$gz_level}"
+    echo "# note: s2 (benches/clients.rs) measures no latency; s3h2 (h2load) reports no percentiles, so its p50 is the mean and its p99 the maximum"
+    printf 'scenario\tserver\trps\tp50_ms\tp99_ms\tcpu_us_per_req\torigin_requests\trss_growth_kib\tpeak_rss_mib\n'
+    for s in $throughput; do
+      for t in $(targets_of "$s"); do
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$t" "$(num "$(col "$s" "$t" 1)")" \
+          "$(num "$(col "$s" "$t" 2)")" "$(num "$(col "$s" "$t" 3)")" "$(num "$(col "$s" "$t" 4)")" \
+          "${origin_reqs[$s,$t]:-0}" "$(num "$(col "$s" "$t" 5)")" \
+          "$(awk -v k="${peak_kb[$t]}" 'BEGIN { printf "%.1f", k / 1024 }')"
+      done
+    done
+  } >"$tsv"
   cp "$tsv" "$out/results/latest.tsv"
   # A plotting failure loses no measurement: the table and the TSV are written regardless.
   charts=$(./target/release/examples/bench-plot "$tsv" "$out/charts/$stamp" "charts/$stamp") ||
