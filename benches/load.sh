@@ -433,7 +433,8 @@ dup=1; base=$stamp
 while [[ -e $out/results/$stamp.tsv ]]; do dup=$((dup + 1)); stamp=$base-$dup; done
 tsv=$out/results/$stamp.tsv
 machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
-versions="vigie $(./target/release/vigie --version | cut -d' ' -f2), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+# (wrk -v prints its version, then exits 1.)
+versions="vigie $(./target/release/vigie --version | cut -d' ' -f2), $(nginx -v 2>&1 | cut -d' ' -f3), $( (wrk -v 2>&1 || true) | head -1 | cut -d' ' -f1-2)"
 charts=""
 if [[ -n $throughput ]]; then
   {
