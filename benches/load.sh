@@ -8,7 +8,15 @@
 # proxy_buffering on, proxy_cache only on /cache/), and runs each scenario for each target, interleaved, `rounds`
 # times (median reported): requests/s, p50/p99 latency, server CPU µs per request (utime+stime
 # of every process of the server, from /proc), and peak RSS. Results go to stdout and to
-# benches/RESULTS.md. Scenarios (default all): s1 s2 s2r s3 s3h2 s6, and s4 / s4l (cache hits of
+# benches/RESULTS.md, and machine-readably to benches/results/<stamp>.tsv (one row per
+# scenario x server; the format is in benches/plot/results.rs), copied to
+# benches/results/latest.tsv; from it benches/plot.rs draws SVG charts (vigie against nginx and
+# bare pingora per scenario: requests/s, CPU per request, p99) into benches/charts/<stamp>/,
+# which the section appended to RESULTS.md embeds. BENCH_OUT=DIR puts RESULTS.md, results/
+# and charts/ under DIR instead of benches/ (a trial run that must not touch the published
+# results: `BENCH_OUT=$(mktemp -d) benches/load.sh 1 1 s1`).
+#
+# Scenarios (default all): s1 s2 s2r s3 s3h2 s6, and s4 / s4l (cache hits of
 # 1 KiB / 100 KiB objects, vigie's cache vs nginx's proxy_cache, with the origin requests
 # each run caused after warm-up in the last column), json, gz, s5, s7.
 #
@@ -44,6 +52,7 @@ secs=${1:-5}
 rounds=${2:-3}
 scenarios=${3:-"s1 s2 s2r s3 s3h2 s4 s4l s6 s6u json gz"}
 gz_level=${GZ_LEVEL:-6}
+out=${BENCH_OUT:-benches}
 sudo=$([ "$(id -u)" = 0 ] || echo sudo)
 for tool in wrk:wrk h2load:nghttp2-client nginx:nginx openssl:openssl; do
   command -v "${tool%%:*}" >/dev/null || $sudo apt-get install -y -qq "${tool#*:}" >/dev/null
@@ -51,7 +60,7 @@ done
 load=$(cut -d' ' -f1 /proc/loadavg)
 busy=$(awk -v l="$load" 'BEGIN { print (l > 0.5) ? "yes" : "no" }')
 cargo build -q --release -p vigie --bin vigie --example bench-origin --example bench-bare \
-  --example bench-clients
+  --example bench-clients --example bench-plot
 dir=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
@@ -212,6 +221,15 @@ rss_kb() { local t=0; for p in $(procs "$1"); do t=$((t + $(awk '/VmHWM/ {print 
 cur_rss_kb() { local t=0; for p in $(procs "$1"); do t=$((t + $(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
 hz=$(getconf CLK_TCK)
 
+# A latency as wrk and h2load print it ("850.00us", "5.30ms", "1.09s", "1.02m") in ms; "-"
+# for anything else.
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    if (v !~ /^[0-9.]+(us|ms|s|m)$/) { print "-"; exit }
+    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+    printf "%.3f\n", n * ((u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : 60000) }'
+}
+
 # run TARGET_PID CMD... -> "rps p50_ms p99_ms cpu_us_per_req rss_growth_kib"
 # The last field: the server's resident memory at its highest while CMD ran (sampled every
 # 100 ms), minus before (KiB): what the requests in flight held.
@@ -248,6 +266,7 @@ measure() {
     p50=$(awk '$1 == "50%" {print $2}' <<<"$out"); p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
     if grep -q "Non-2xx" <<<"$out"; then rps="ERR"; fi
   fi
+  p50=$(to_ms "${p50:--}"); p99=$(to_ms "${p99:--}")
   local cpu_us
   cpu_us=$(awk -v a="$after" -v b="$before" -v n="${n:-1}" -v hz="$hz" 'BEGIN { if (n < 1) n = 1; printf "%.1f", (a - b) * 1e6 / hz / n }')
   echo "${rps:-0} ${p50:--} ${p99:--} $cpu_us $grown"
@@ -400,11 +419,53 @@ if [[ " $scenarios " == *" s7 "* ]]; then
 fi
 
 col() { local s=$1 t=$2 i=$3; for r in $(seq "$rounds"); do echo "${results[$s,$t,$r]}" | awk -v i="$i" '{print $i}'; done | median; }
+# A median as a TSV value: the number, or "-" when none was measured (ERR, no latency).
+num() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ ]] && echo "$1" || echo -; }
+fmt_ms() { [[ $1 == - ]] && echo - || awk -v v="$1" 'BEGIN { if (v >= 1000) printf "%.2fs", v / 1000; else printf "%.2fms", v }'; }
+
+# The run's medians, machine-readable, and its charts.
+now=$(date -u +%s)
+run_at=$(date -u -d "@$now" +%Y-%m-%dT%H:%MZ)
+stamp=$(date -u -d "@$now" +%Y%m%dT%H%MZ)
+throughput=$(for s in $scenarios; do [[ $s == s5 || $s == s7 ]] || echo "$s"; done | xargs)
+mkdir -p "$out/results"
+dup=1; base=$stamp
+while [[ -e $out/results/$stamp.tsv ]]; do dup=$((dup + 1)); stamp=$base-$dup; done
+tsv=$out/results/$stamp.tsv
+machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+# (wrk -v prints its version, then exits 1.)
+versions="vigie $(./target/release/vigie --version | cut -d' ' -f2), $(nginx -v 2>&1 | cut -d' ' -f3), $( (wrk -v 2>&1 || true) | head -1 | cut -d' ' -f1-2)"
+charts=""
+if [[ -n $throughput ]]; then
+  {
+    echo "# stamp: $stamp"
+    echo "# run: $run_at (benches/load.sh $secs $rounds \"$scenarios\"; latencies in ms)"
+    echo "# machine: $machine"
+    echo "# load: load before $load (busy: $busy)"
+    echo "# versions: $versions"
+    echo "# settings: ${secs}s x $rounds rounds, medians${gz_note:+; gz: GZ_LEVEL=$gz_level}"
+    echo "# note: s2 (benches/clients.rs) measures no latency; s3h2 (h2load) reports no percentiles, so its p50 is the mean and its p99 the maximum"
+    printf 'scenario\tserver\trps\tp50_ms\tp99_ms\tcpu_us_per_req\torigin_requests\trss_growth_kib\tpeak_rss_mib\n'
+    for s in $throughput; do
+      for t in $(targets_of "$s"); do
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$t" "$(num "$(col "$s" "$t" 1)")" \
+          "$(num "$(col "$s" "$t" 2)")" "$(num "$(col "$s" "$t" 3)")" "$(num "$(col "$s" "$t" 4)")" \
+          "${origin_reqs[$s,$t]:-0}" "$(num "$(col "$s" "$t" 5)")" \
+          "$(awk -v k="${peak_kb[$t]}" 'BEGIN { printf "%.1f", k / 1024 }')"
+      done
+    done
+  } >"$tsv"
+  cp "$tsv" "$out/results/latest.tsv"
+  # A plotting failure loses no measurement: the table and the TSV are written regardless.
+  charts=$(./target/release/examples/bench-plot "$tsv" "$out/charts/$stamp" "charts/$stamp") ||
+    { echo "bench-plot failed: no charts for this run" >&2; charts=""; }
+fi
+
 {
-  echo "## Run of $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "## Run of $run_at"
   echo
-  echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; load before: $load (busy: $busy)."
-  echo "vigie $(./target/release/vigie --version | cut -d' ' -f2), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), ${secs}s x $rounds rounds, medians."
+  echo "Machine: $machine; load before: $load (busy: $busy)."
+  echo "$versions, ${secs}s x $rounds rounds, medians."
   echo
   if [[ " $scenarios " == *" gz "* ]]; then
     echo "gz: GZ_LEVEL=$gz_level; the $plain_size byte JSON gzipped to:$gz_note"
@@ -418,8 +479,7 @@ col() { local s=$1 t=$2 i=$3; for r in $(seq "$rounds"); do echo "${results[$s,$
     targets=$(targets_of "$s")
     for t in $targets; do
       rps=$(col "$s" "$t" 1); cpu=$(col "$s" "$t" 4); grown=$(col "$s" "$t" 5)
-      p50=$(for r in $(seq "$rounds"); do echo "${results[$s,$t,$r]}" | awk '{print $2}'; done | sort | sed -n "$(( (rounds + 1) / 2 ))p")
-      p99=$(for r in $(seq "$rounds"); do echo "${results[$s,$t,$r]}" | awk '{print $3}'; done | sort | sed -n "$(( (rounds + 1) / 2 ))p")
+      p50=$(fmt_ms "$(col "$s" "$t" 2)"); p99=$(fmt_ms "$(col "$s" "$t" 3)")
       ratio=$(awk -v a="$rps" -v b="$n_rps" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
       cratio=$(awk -v a="$cpu" -v b="$n_cpu" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
       echo "| $s | $t | $rps | $p50 | $p99 | $cpu | $ratio | $cratio | ${origin_reqs[$s,$t]:-0} | $grown |"
@@ -428,6 +488,15 @@ col() { local s=$1 t=$2 i=$3; for r in $(seq "$rounds"); do echo "${results[$s,$
   echo
   echo "Peak RSS over these scenarios (MiB):$(for t in vigie nginx pingora origin; do awk -v t="$t" -v k="${peak_kb[$t]}" 'BEGIN { printf " %s %.1f;", t, k / 1024 }'; done)"
   echo
+  if [[ -n $throughput ]]; then
+    echo "Medians as TSV: [results/$stamp.tsv](results/$stamp.tsv)."
+    echo
+  fi
+  if [[ -n $charts ]]; then
+    echo "Charts: each bar is the figure divided by nginx's in the same scenario, labelled with the ratio and the figure (the origin, without a proxy, is left out)."
+    echo
+    while IFS= read -r line; do echo "$line"; echo; done <<<"$charts"
+  fi
   if [[ -n $s5_report ]]; then echo "$s5_report"; echo; fi
   if [[ -n $s7_report ]]; then echo "$s7_report"; echo; fi
-} | tee -a benches/RESULTS.md
+} | tee -a "$out/RESULTS.md"
