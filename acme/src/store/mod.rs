@@ -139,3 +139,10 @@ impl Held for LocalLock {
 
 /// A shared handle to whichever store is in use.
 pub type SharedStore = Arc<dyn Store>;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+mod test_redis;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

@@ -105,7 +105,7 @@ const BAD: &[(&str, &str, &str)] = &[
     (
         "no encryption key",
         "\n[cluster]\nredis = \"redis://h\"\n",
-        "test.toml:3:1: [cluster] has no encryption_key_file: expected the path of a 32-byte key shared by every node (private keys are stored encrypted in Redis), made once with `head -c 32 /dev/urandom > /etc/vigie/cluster.key`",
+        "test.toml:2:1: [cluster] has no encryption_key_file: expected the path of a 32-byte key shared by every node (private keys are stored encrypted in Redis), made once with `head -c 32 /dev/urandom > /etc/vigie/cluster.key`",
     ),
     (
         "bad node id",
@@ -124,8 +124,8 @@ const BAD: &[(&str, &str, &str)] = &[
     ),
     (
         "unknown key",
-        "[cluster]\nredis = \"redis://h\"\nencryption_key_file = \"/k\"\nnode = \"a\"\n",
-        "test.toml:4:1: unknown key `node` (did you mean `node_id`?), expected one of `redis`, `password`, `password_file`, `password_env`, `key_prefix`, `node_id`, `encryption_key_file`, `lock_lease`, `poll`",
+        "[cluster]\nredis = \"redis://h\"\nencryption_key_file = \"/k\"\nnodeid = \"a\"\n",
+        "test.toml:4:1: unknown key `nodeid` (did you mean `node_id`?), expected one of `redis`, `password`, `password_file`, `password_env`, `key_prefix`, `node_id`, `encryption_key_file`, `lock_lease`, `poll`",
     ),
 ];
 
