@@ -13,6 +13,7 @@ pub mod nginx2;
 pub mod origin;
 pub mod pebble;
 pub mod recorder;
+pub mod redis;
 pub mod tls;
 pub mod vigie;
 
