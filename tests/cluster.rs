@@ -108,9 +108,10 @@ async fn two_instances_order_once_share_the_challenge_and_serve_the_same_certifi
     )
     .await;
     let p = Pebble::start(forward, free_port(), None).await;
+    let (cfg_a, cfg_b) = (config(&p, &redis, "a", &key), config(&p, &redis, "b", &key));
     let (a, mut b) = tokio::join!(
-        Vigie::start_on(&config(&p, &redis, "a", &key), pa, &[]),
-        Vigie::start_on(&config(&p, &redis, "b", &key), pb, &[]),
+        Vigie::start_on(&cfg_a, pa, &[]),
+        Vigie::start_on(&cfg_b, pb, &[]),
     );
     let serial_a = wait_for_pebble_cert(&a, &p, SITE).await;
     let serial_b = wait_for_pebble_cert(&b, &p, SITE).await;
