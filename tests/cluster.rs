@@ -79,7 +79,9 @@ async fn to_the_other_instance(
                 .find(|(n, _)| *n != holder)
                 .cloned()
                 .unwrap();
-            log.lock().unwrap().push(format!("{node} (holder: {holder})"));
+            log.lock()
+                .unwrap()
+                .push(format!("{node} (holder: {holder})"));
             tokio::spawn(async move {
                 if let Ok(mut out) = tokio::net::TcpStream::connect(&addr).await {
                     let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
@@ -88,6 +90,58 @@ async fn to_the_other_instance(
         }
     });
     (port, seen)
+}
+
+/// Like [`to_the_other_instance`], for a holder that dies mid-order: the CA's first
+/// validation connection SIGKILLs the lock holder (and is dropped, so that order fails);
+/// later ones go to the survivor. Returns the port and the killed node.
+async fn kill_the_holder_mid_order(
+    redis_url: String,
+    instances: Vec<(&'static str, String, u32)>,
+) -> (u16, Arc<Mutex<Option<&'static str>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let killed = Arc::new(Mutex::new(None));
+    let record = killed.clone();
+    tokio::spawn(async move {
+        let client = redis::Client::open(redis_url.as_str()).unwrap();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let dead = *record.lock().unwrap();
+            let target = match dead {
+                None => {
+                    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+                    let holder: Option<String> = redis::cmd("GET")
+                        .arg(format!("t15:lock:{SITE}"))
+                        .query_async(&mut c)
+                        .await
+                        .unwrap();
+                    let holder = holder.unwrap_or_default();
+                    let holder = holder.split(' ').next().unwrap_or("").to_string();
+                    let (node, _, pid) = instances.iter().find(|(n, _, _)| *n == holder).unwrap();
+                    let ok = std::process::Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status()
+                        .unwrap()
+                        .success();
+                    assert!(ok, "kill the holder");
+                    *record.lock().unwrap() = Some(*node);
+                    continue;
+                }
+                Some(dead) => instances
+                    .iter()
+                    .find(|(n, _, _)| *n != dead)
+                    .unwrap()
+                    .1
+                    .clone(),
+            };
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+    (port, killed)
 }
 
 fn key_file(dir: &std::path::Path, name: &str, byte: u8) -> std::path::PathBuf {
@@ -154,9 +208,11 @@ async fn two_instances_order_once_share_the_challenge_and_serve_the_same_certifi
     b.restart().await;
     let h = handshake(&b.https, SITE, &[], ALL).await.unwrap();
     assert_eq!(h.leaf.serial, serial_a, "{}", b.log());
-    wait_until(Duration::from_secs(10), "the log line about Redis", || async {
-        b.log().contains("Redis is unreachable at start")
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "the log line about Redis",
+        || async { b.log().contains("Redis is unreachable at start") },
+    )
     .await;
 }
 
@@ -178,7 +234,11 @@ async fn a_wrong_encryption_key_stops_the_start_with_a_clear_error() {
     };
     // The first node leaves its key's mark in Redis.
     let first = Vigie::start(&template(&good)).await;
-    assert!(first.log().contains("shared through Redis"), "{}", first.log());
+    assert!(
+        first.log().contains("shared through Redis"),
+        "{}",
+        first.log()
+    );
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("vigie.toml");
     let ports = Ports::new();
@@ -207,10 +267,67 @@ async fn a_wrong_encryption_key_stops_the_start_with_a_clear_error() {
     };
     let mut err = String::new();
     use std::io::Read;
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(!status.success());
     assert!(
-        err.contains("encryption_key_file") && err.contains("every node must use the same key file"),
+        err.contains("encryption_key_file")
+            && err.contains("every node must use the same key file"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_the_lock_holder_dies_mid_order_another_instance_completes_it() {
+    let redis = Redis::start().await;
+    let keys = tempfile::tempdir().unwrap();
+    let key = key_file(keys.path(), "cluster.key", 9);
+    let (pa, pb) = (Ports::new(), Ports::new());
+    let (http_a, http_b) = (pa.http.clone(), pb.http.clone());
+    // Pebble needs its validation port before the instances exist (and their pids): it
+    // validates on a gate that hands connections to the killing forwarder once they run.
+    let gate = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let p = Pebble::start(gate.local_addr().unwrap().port(), free_port(), None).await;
+    let (cfg_a, cfg_b) = (config(&p, &redis, "a", &key), config(&p, &redis, "b", &key));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let url = redis.url.clone();
+    let forwarder = tokio::spawn(async move {
+        let (port, _killed) = kill_the_holder_mid_order(url, rx.await.unwrap()).await;
+        while let Ok((mut inbound, _)) = gate.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+    let (mut a, mut b) = tokio::join!(
+        Vigie::start_on(&cfg_a, pa, &[]),
+        Vigie::start_on(&cfg_b, pb, &[]),
+    );
+    tx.send(vec![("a", http_a, a.pid()), ("b", http_b, b.pid())])
+        .unwrap();
+    // Whichever dies, the other must end up serving a certificate from Pebble.
+    wait_until(Duration::from_secs(60), "one instance killed", || {
+        let dead = !a.alive() || !b.alive();
+        async move { dead }
+    })
+    .await;
+    let (survivor, node) = if a.alive() { (&a, "a") } else { (&b, "b") };
+    wait_for_pebble_cert(survivor, &p, SITE).await;
+    let fence = redis.get(&format!("t15:fence:{SITE}")).await;
+    assert_eq!(
+        fence.as_deref(),
+        Some("2"),
+        "a second holding after the lease expired"
+    );
+    assert_eq!(p.log().matches("POST /order-plz").count(), 2, "{}", p.log());
+    let stored = redis.get(&format!("t15:cert:{SITE}")).await.unwrap();
+    assert!(stored.contains(&format!("\"node\":\"{node}\"")), "{stored}");
+    assert!(stored.contains("\"fence\":2"), "{stored}");
+    forwarder.abort();
 }
