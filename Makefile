@@ -2,16 +2,18 @@
 # Each first installs the system packages it needs when they are missing (Debian/Ubuntu).
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := cmake pebble curl openssl systemd nginx slowhttptest testssl.sh python3 iproute2 util-linux
+APT_PACKAGES := cmake pebble redis-server curl openssl systemd nginx slowhttptest testssl.sh python3 iproute2 util-linux
 
 .PHONY: demo test deps check lint
 
 ## Install what the build and the tests need (cmake for pingora's zlib-ng; Pebble for ACME tests;
+## redis-server for the cluster tests;
 ## nginx, slowhttptest, testssl.sh, python3 (origin processes), ss, prlimit for the adversarial suite).
 deps:
 	@missing=""; \
 	command -v cmake >/dev/null 2>&1 || missing="$$missing cmake"; \
 	command -v pebble >/dev/null 2>&1 || missing="$$missing pebble"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \

@@ -13,6 +13,7 @@ mod balancing;
 mod buffering;
 mod cache;
 mod check;
+mod cluster;
 mod compression;
 mod details;
 mod dist;

@@ -6,7 +6,8 @@
 //! - [`local_ca::LocalCa`]: vigie's own CA for `tls = "internal"` (localhost, IP addresses),
 //!   created once in the state directory and reused.
 //! - [`pem`]: loading certificate chains and keys, reading their dates.
-//! - [`store`]: atomic, private file writes (temp file + rename, 0600 keys).
+//! - [`store`]: where certificates, the account and order locks live: the state directory
+//!   (atomic, private file writes) or, for a `[cluster]`, Redis with sealed secrets.
 //!
 //! This crate never depends on pingora.
 
@@ -20,3 +21,4 @@ pub use local_ca::LocalCa;
 pub use manager::{Http01Tokens, Manager, Status, Wanted};
 pub use pem::{CertError, CertInfo};
 pub use resolver::{CertResolver, CertTable};
+pub use store::{SharedStore, Store, StoreError};

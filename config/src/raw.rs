@@ -30,6 +30,7 @@ pub(crate) struct RawConfig {
     pub(crate) server: Option<RawServer>,
     pub(crate) tls: Option<Spanned<RawTls>>,
     pub(crate) acme: Option<Spanned<RawAcme>>,
+    pub(crate) cluster: Option<Spanned<RawCluster>>,
     pub(crate) client_ip: Option<RawClientIp>,
     #[serde(default)]
     pub(crate) limits: BTreeMap<Str, Spanned<RawLimit>>,
@@ -83,6 +84,21 @@ pub(crate) struct RawAcme {
     pub(crate) eab: Option<RawEab>,
     pub(crate) dns_hook: Option<Str>,
     pub(crate) profile: Option<Str>,
+}
+
+/// `[cluster]`: several instances sharing certificates through Redis.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawCluster {
+    pub(crate) redis: Str,
+    pub(crate) password: Option<Str>,
+    pub(crate) password_file: Option<Str>,
+    pub(crate) password_env: Option<Str>,
+    pub(crate) key_prefix: Option<Str>,
+    pub(crate) node_id: Option<Str>,
+    pub(crate) encryption_key_file: Option<Str>,
+    pub(crate) lock_lease: Option<Str>,
+    pub(crate) poll: Option<Str>,
 }
 
 /// `[acme] eab = { kid, hmac_key }`.

@@ -147,6 +147,7 @@ fn type_errors_read_as_config_words() {
 
 mod at_once;
 mod bad;
+mod cluster;
 mod defaults;
 mod details;
 mod rules;

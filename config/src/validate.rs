@@ -2,6 +2,7 @@
 
 mod cache;
 mod checked;
+mod cluster;
 mod compress;
 mod details;
 mod headers;
@@ -144,6 +145,7 @@ impl Validator<'_> {
         let server = self.server(raw.server.as_ref());
         let error_pages = self.error_pages(raw.error_pages.as_ref(), &BTreeMap::new());
         let acme = raw.acme.as_ref().map(|a| self.acme(a));
+        let cluster = raw.cluster.as_ref().map(|c| self.cluster(c));
         let limits = self.limits(&raw.limits);
         let caches = self.caches(&raw.cache);
         let header_sets = self.header_sets(&raw.headers);
@@ -176,6 +178,7 @@ impl Validator<'_> {
             server,
             tls,
             acme,
+            cluster,
             client_ip,
             limits,
             caches,

@@ -153,6 +153,8 @@ pub fn acme_sites(config: &vigie_config::Config) -> Vec<vigie_acme::Wanted> {
 #[async_trait]
 impl BackgroundService for AcmeService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
+        // In a cluster: a pass whenever another instance stores a certificate.
+        self.manager.watch_store(self.wake.clone());
         loop {
             let snap = self.live.snapshots.load_full();
             let wait = match &snap.config.acme {

@@ -19,6 +19,8 @@ pub mod admin;
 mod background;
 #[allow(unreachable_pub)]
 mod cache;
+#[allow(unreachable_pub)]
+mod cluster;
 pub mod demo;
 pub mod filters;
 #[doc(hidden)]

@@ -130,6 +130,10 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
     {
         manager = manager.with_retry(base, base * 8);
     }
+    if let Some(cluster) = &handle.load().config.cluster {
+        let (store, node) = crate::cluster::store(cluster, &state)?;
+        manager = manager.with_store(store, &node);
+    }
     {
         let snap = handle.load();
         if snap.config.acme.is_some() {

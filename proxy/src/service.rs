@@ -65,7 +65,7 @@ impl Vigie {
         let Some(token) = session.req_header().uri.path().strip_prefix(HTTP01_PREFIX) else {
             return Ok(false);
         };
-        let Some(key_auth) = self.acme_tokens.get(token) else {
+        let Some(key_auth) = self.acme_tokens.lookup(token).await else {
             return Ok(false);
         };
         filters::send(

@@ -12,6 +12,7 @@ pub mod nginx;
 pub mod origin;
 pub mod pebble;
 pub mod recorder;
+pub mod redis;
 pub mod tls;
 pub mod vigie;
 

@@ -1,32 +1,20 @@
-//! The ACME account: created once per directory, stored 0600, reused, set aside when unusable.
-
-use std::path::PathBuf;
-use std::time::SystemTime;
+//! The ACME account: created once per directory, stored (0600 on disk, sealed in Redis),
+//! reused, set aside when unusable; never replaced when the store is down or the key wrong.
 
 use instant_acme::{Account, AccountCredentials, ExternalAccountKey, NewAccount};
 use vigie_config::Acme;
 
-use crate::store::{private_dir, write_atomic};
+use crate::store::StoreError;
 
 use super::*;
 
 impl Manager {
-    pub(super) fn account_path(&self, acme: &Acme) -> PathBuf {
-        self.state_dir
-            .join("acme")
-            .join(directory_key(&acme.directory))
-            .join("account.json")
-    }
-
     /// Move the stored credentials aside (kept for the operator, never deleted).
-    pub(super) fn set_aside_account(&self, acme: &Acme) -> PathBuf {
-        let path = self.account_path(acme);
-        let stamp = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let aside = path.with_file_name(format!("account.json.old-{stamp}"));
-        let _ = std::fs::rename(&path, &aside);
-        aside
+    pub(super) async fn set_aside_account(&self, acme: &Acme) -> String {
+        match self.store.set_aside_account(&acme.directory).await {
+            Ok(aside) => aside,
+            Err(e) => e.to_string(),
+        }
     }
 
     pub(super) async fn account(
@@ -39,35 +27,33 @@ impl Manager {
                 return Ok(account.clone());
             }
         }
-        let dir = self
-            .state_dir
-            .join("acme")
-            .join(directory_key(&acme.directory));
-        let path = dir.join("account.json");
+        let path = self.store.account_location(&acme.directory);
         let builder = || -> Result<_, AcmeError> {
             let client =
                 super::http::CaClient::new(acme.ca_roots.as_deref(), self.traffic.clone())?;
             Ok(Account::builder_with_http(Box::new(client)))
         };
-        if path.exists() {
-            let parsed = std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| {
-                    serde_json::from_slice::<AccountCredentials>(&b).map_err(|e| e.to_string())
-                });
-            match parsed {
-                Ok(creds) => {
-                    let account = builder()?.from_credentials(creds).await?;
-                    tracing::info!(path = %path.display(), "reusing the ACME account");
-                    state.account = Some((acme.directory.clone(), account.clone()));
-                    return Ok(account);
-                }
-                Err(e) => {
-                    let aside = self.set_aside_account(acme);
-                    tracing::error!(path = %path.display(), error = %e, aside = %aside.display(),
-                        "ACME account credentials are unreadable: set aside, creating a new account");
-                }
+        let stored = match self.store.load_account(&acme.directory).await {
+            Ok(stored) => stored.map(|b| {
+                serde_json::from_slice::<AccountCredentials>(&b).map_err(|e| e.to_string())
+            }),
+            Err(StoreError::Corrupt(e)) => Some(Err(e)),
+            // Unreachable, or sealed with another key: never replaced by a new account.
+            Err(e) => return Err(AcmeError::Storage(format!("{path}: {e}"))),
+        };
+        match stored {
+            Some(Ok(creds)) => {
+                let account = builder()?.from_credentials(creds).await?;
+                tracing::info!(path = %path, "reusing the ACME account");
+                state.account = Some((acme.directory.clone(), account.clone()));
+                return Ok(account);
             }
+            Some(Err(e)) => {
+                let aside = self.set_aside_account(acme).await;
+                tracing::error!(path = %path, error = %e, aside = %aside,
+                    "ACME account credentials are unreadable: set aside, creating a new account");
+            }
+            None => {}
         }
         let contact = acme.email.as_ref().map(|e| format!("mailto:{e}"));
         let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
@@ -96,10 +82,11 @@ impl Manager {
             .await?;
         let json =
             serde_json::to_vec_pretty(&creds).map_err(|e| AcmeError::Storage(e.to_string()))?;
-        private_dir(&dir).map_err(|e| AcmeError::Storage(format!("{}: {e}", dir.display())))?;
-        write_atomic(&path, &json, true)
-            .map_err(|e| AcmeError::Storage(format!("{}: {e}", path.display())))?;
-        tracing::info!(path = %path.display(), "created an ACME account");
+        self.store
+            .save_account(&acme.directory, &json)
+            .await
+            .map_err(|e| AcmeError::Storage(e.to_string()))?;
+        tracing::info!(path = %path, "created an ACME account");
         state.account = Some((acme.directory.clone(), account.clone()));
         Ok(account)
     }

@@ -21,6 +21,7 @@ impl Cleanup {
     pub(super) async fn run(self, m: &Manager, acme: &Acme) {
         for t in self.tokens {
             m.tokens.set(&t, None);
+            m.store.publish_http01(&t, None).await;
         }
         for n in self.alpn {
             m.resolver.set_challenge(&n, None);

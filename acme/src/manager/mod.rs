@@ -10,7 +10,11 @@
 //!   `rateLimited` answer from the CA is honoured, so a CA outage or a rate limit never turns
 //!   into a retry storm;
 //! - one order at a time: every order runs under the manager's state lock, so a name never
-//!   has two orders in flight;
+//!   has two orders in flight; with a shared store ([`crate::store`]) also under the site's
+//!   cluster-wide lock, and the other instances wait and pick the result up from the store;
+//! - the manager talks to its [`Store`] only, never knowing whether that is the state
+//!   directory or Redis; a store that is down, or secrets that do not open with the key,
+//!   never lead to a new order or a new account: the served certificate stays;
 //! - renewal is due inside the CA's ARI window when the directory offers `renewalInfo`,
 //!   otherwise at half of the lifetime (10 days or less) or with a third left (longer); see
 //!   `schedule` for the rules. Renewal orders name the certificate they replace when the
@@ -28,10 +32,13 @@ use vigie_config::Acme;
 
 use crate::pem::CertInfo;
 use crate::resolver::{CertResolver, CertTable};
+use crate::store::dir::DirStore;
+use crate::store::{LockOutcome, SharedStore};
 
 mod account;
 mod challenge;
 mod http;
+mod locked;
 mod order;
 mod schedule;
 mod stored;
@@ -39,15 +46,41 @@ mod stored;
 use challenge::{alpn_challenge_cert, run_hook, Cleanup};
 use http::CaTraffic;
 use schedule::{backoff, lifetime_renewal, retry_time, Schedule};
+use stored::Loaded;
 
-/// HTTP-01 tokens being validated: token → key authorization.
+/// How often an instance waiting for another's order looks at the lock again.
+const LOCK_WAIT: Duration = Duration::from_secs(1);
+
+/// HTTP-01 tokens being validated: token → key authorization; in a cluster, also those
+/// another instance published.
 #[derive(Debug, Default)]
-pub struct Http01Tokens(ArcSwap<HashMap<String, String>>);
+pub struct Http01Tokens(
+    ArcSwap<HashMap<String, String>>,
+    std::sync::OnceLock<SharedStore>,
+);
 
 impl Http01Tokens {
-    /// The key authorization for `token`, while its challenge is open.
+    /// The key authorization for `token`, while this instance's challenge is open.
     pub fn get(&self, token: &str) -> Option<String> {
         self.0.load().get(token).cloned()
+    }
+
+    /// The key authorization for `token`: this instance's, or one another instance of the
+    /// cluster published (a token is base64url, at most 128 characters: anything else is
+    /// not looked up).
+    pub async fn lookup(&self, token: &str) -> Option<String> {
+        if let Some(v) = self.get(token) {
+            return Some(v);
+        }
+        let valid = !token.is_empty()
+            && token.len() <= 128
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        match self.1.get() {
+            Some(store) if valid => store.http01(token).await,
+            _ => None,
+        }
     }
 
     fn set(&self, token: &str, value: Option<String>) {
@@ -98,6 +131,8 @@ pub struct Status {
     pub issued: u64,
     /// Orders failed since start.
     pub failed: u64,
+    /// In a cluster: the node that ordered the served certificate and its lock's fence.
+    pub ordered_by: Option<(String, u64)>,
 }
 
 struct Managed {
@@ -106,6 +141,7 @@ struct Managed {
     renew_at: SystemTime,
     schedule: Schedule,
     profile: Option<String>,
+    ordered_by: Option<(String, u64)>,
 }
 
 impl Managed {
@@ -123,6 +159,7 @@ impl Managed {
             renew_at,
             schedule,
             profile: None,
+            ordered_by: None,
         }
     }
 }
@@ -133,6 +170,10 @@ enum Hold {
     Backoff,
     RetryAfter,
     RateLimited,
+    /// Another node holds the site's order lock.
+    Waiting,
+    /// The store is unreachable (or its secrets do not open): no order is placed.
+    Store,
 }
 
 #[derive(Default)]
@@ -142,11 +183,16 @@ struct State {
     status: BTreeMap<String, Status>,
     forced: HashSet<String>,
     holds: HashMap<String, Hold>,
+    /// Sites whose order lock another node holds: that node's id.
+    waiting: HashMap<String, String>,
 }
 
 /// Drives issuance and renewal for the sites with `tls = "acme"`.
 pub struct Manager {
     state_dir: PathBuf,
+    store: SharedStore,
+    local: DirStore,
+    node: String,
     resolver: Arc<CertResolver>,
     tokens: Arc<Http01Tokens>,
     state: tokio::sync::Mutex<State>,
@@ -202,20 +248,6 @@ fn site_key(names: &[String]) -> String {
         .unwrap_or_else(|| "site".to_string())
 }
 
-fn directory_key(url: &str) -> String {
-    url.trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 fn same_names(a: &[String], b: &[String]) -> bool {
     let a: HashSet<String> = a.iter().map(|n| n.to_ascii_lowercase()).collect();
     let b: HashSet<String> = b.iter().map(|n| n.to_ascii_lowercase()).collect();
@@ -229,8 +261,12 @@ impl Manager {
         resolver: Arc<CertResolver>,
         tokens: Arc<Http01Tokens>,
     ) -> Arc<Manager> {
+        let local = DirStore::new(state_dir);
         Arc::new(Manager {
             state_dir: state_dir.to_path_buf(),
+            store: Arc::new(local.clone()),
+            local,
+            node: String::new(),
             resolver,
             tokens,
             state: tokio::sync::Mutex::new(State::default()),
@@ -248,6 +284,25 @@ impl Manager {
             m.retry_cap = cap;
         }
         self
+    }
+
+    /// The same manager storing in `store` (shared by a cluster) as node `node`; the state
+    /// directory keeps serving at start and stays the store's local copy.
+    pub fn with_store(mut self: Arc<Self>, store: SharedStore, node: &str) -> Arc<Self> {
+        if let Some(m) = Arc::get_mut(&mut self) {
+            if store.shared() {
+                let _ = m.tokens.1.set(store.clone());
+            }
+            m.store = store;
+            m.node = node.to_string();
+        }
+        self
+    }
+
+    /// Wake `wake` when another instance stores a certificate (call from the runtime that
+    /// runs the passes).
+    pub fn watch_store(&self, wake: Arc<tokio::sync::Notify>) {
+        self.store.watch(wake);
     }
 
     /// Requests sent to ACME servers since start (directory, nonces, orders, ARI…).
@@ -318,6 +373,9 @@ impl Manager {
             );
         }
         self.install(&state);
+        if let Some(poll) = self.store.poll_interval() {
+            next = next.min(poll);
+        }
         next.max(Duration::from_millis(200))
     }
 
@@ -327,12 +385,8 @@ impl Manager {
         let key = site_key(names);
         let now = SystemTime::now();
         state.status.entry(key.clone()).or_default().names = names.to_vec();
-        if !state.certs.contains_key(&key) {
-            if let Some(mut m) = self.load_stored(names) {
-                m.profile = self.stored_profile(names);
-                tracing::info!(site = %key, not_after = ?m.info.not_after, "using the stored certificate");
-                state.certs.insert(key.clone(), m);
-            }
+        if !state.certs.contains_key(&key) || self.store.shared() {
+            self.refresh_from_store(state, names, &key).await;
         }
         let blocked = state
             .status
@@ -374,16 +428,25 @@ impl Manager {
             (None, None) => SystemTime::now() + self.retry_base,
         };
         let waiting = match (retry_at, current) {
-            (Some(r), _) => Some(Self::hold_words(hold, r, state.status.get(&key))),
+            (Some(r), _) => Some(Self::hold_words(
+                hold,
+                r,
+                state.status.get(&key),
+                state.waiting.get(&key),
+            )),
             (None, Some(m)) => Some(Self::schedule_words(m)),
             (None, None) => None,
         };
-        let current = current.map(|m| (m.info.clone(), m.renew_at, m.profile.clone()));
+        let current = current.map(|m| {
+            let by = m.ordered_by.clone();
+            (m.info.clone(), m.renew_at, m.profile.clone(), by)
+        });
         if let Some(st) = state.status.get_mut(&key) {
-            if let Some((info, renew_at, profile)) = current {
+            if let Some((info, renew_at, profile, by)) = current {
                 st.cert = Some(info);
                 st.renew_at = Some(renew_at);
                 st.profile = profile;
+                st.ordered_by = by;
             }
             st.waiting = waiting;
         }
@@ -407,63 +470,28 @@ impl Manager {
         state.certs.insert(key.to_string(), m);
     }
 
-    fn hold_words(hold: Option<Hold>, until: SystemTime, st: Option<&Status>) -> String {
+    fn hold_words(
+        hold: Option<Hold>,
+        until: SystemTime,
+        st: Option<&Status>,
+        holder: Option<&String>,
+    ) -> String {
         let at = httpdate::fmt_http_date(until);
         let failures = st.map_or(0, |s| s.failures);
         match hold {
+            Some(Hold::Waiting) => format!(
+                "node {} holds the order lock: waiting for its certificate",
+                holder.map_or("?", |h| h.as_str())
+            ),
+            Some(Hold::Store) => format!(
+                "the certificate store is unavailable: no order until it is back; next look \
+                 at {at}"
+            ),
             Some(Hold::RateLimited) => format!("rate limited by the CA: next attempt at {at}"),
             Some(Hold::RetryAfter) => {
                 format!("the CA asked to wait (Retry-After): next attempt at {at}")
             }
             _ => format!("back-off after {failures} failed order(s): next attempt at {at}"),
-        }
-    }
-
-    async fn order_site(&self, state: &mut State, acme: &Acme, wanted: &Wanted, key: &str) {
-        let names = &wanted.names;
-        tracing::info!(site = %key, names = ?names, directory = %acme.directory,
-            profile = ?wanted.profile, "ordering a certificate");
-        self.traffic.take_retry_after();
-        match self
-            .order(state, acme, names, wanted.profile.as_deref(), true)
-            .await
-        {
-            Ok(m) => {
-                tracing::info!(site = %key, serial = %m.info.serial, not_after = ?m.info.not_after,
-                    renew_at = ?m.renew_at, "certificate issued and installed");
-                state.certs.insert(key.to_string(), m);
-                state.forced.remove(key);
-                state.holds.remove(key);
-                let st = state.status.entry(key.to_string()).or_default();
-                st.failures = 0;
-                st.retry_at = None;
-                st.last_error = None;
-                st.issued += 1;
-            }
-            Err(e) => {
-                let retry_after = self.traffic.take_retry_after();
-                let limited = e.is_rate_limited();
-                let st = state.status.entry(key.to_string()).or_default();
-                st.failures += 1;
-                st.failed += 1;
-                let now = SystemTime::now();
-                let delay = backoff(self.retry_base, self.retry_cap, st.failures);
-                let at = retry_time(now, delay, retry_after);
-                st.retry_at = Some(at);
-                st.last_error = Some(e.to_string());
-                let hold = if limited {
-                    Hold::RateLimited
-                } else if at > now + delay {
-                    Hold::RetryAfter
-                } else {
-                    Hold::Backoff
-                };
-                tracing::error!(site = %key, error = %e, failures = st.failures,
-                    retry_in = ?at.duration_since(now).unwrap_or_default(), rate_limited = limited,
-                    retry_after = ?retry_after,
-                    "certificate order failed; the current certificate keeps serving");
-                state.holds.insert(key.to_string(), hold);
-            }
         }
     }
 }

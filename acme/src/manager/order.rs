@@ -9,7 +9,7 @@ use instant_acme::{
 use vigie_config::{Acme, ChallengeKind};
 
 use crate::pem::{certified_key, certs_from_pem, info, CertInfo};
-use crate::store::{private_dir, write_atomic};
+use crate::store::{Held, StoredCert};
 
 use super::schedule::ari_id;
 use super::*;
@@ -99,37 +99,29 @@ fn check_profile(account: &Account, acme: &Acme, profile: &str) -> Result<(), Ac
 }
 
 impl Manager {
-    /// The profile a stored certificate was ordered under (`None`: the CA's default, or not
-    /// recorded).
-    pub(super) fn stored_profile(&self, names: &[String]) -> Option<String> {
-        std::fs::read_to_string(self.cert_dir(names).join("profile"))
-            .ok()
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty())
-    }
-}
-
-impl Manager {
     /// Order a certificate for `names` from `acme`'s directory (typically a staging one)
     /// with the running listeners answering the challenges, without storing or serving it.
     /// Returns the facts of the certificate the CA issued.
     pub async fn dry_run(&self, acme: &Acme, names: &[String]) -> Result<CertInfo, AcmeError> {
         let mut state = self.state.lock().await;
         let previous = state.account.take();
-        let result = self.order(&mut state, acme, names, None, false).await;
+        let result = self.order(&mut state, acme, names, None, None).await;
         // The dry run's account stays on disk for next time; the cached one is restored.
         state.account = previous;
         result.map(|m| m.info)
     }
 
+    /// One order for `names`; with `lock` (the site's order lock, held) the certificate is
+    /// stored under it, without it (a dry run) it is only returned.
     pub(super) async fn order(
         &self,
         state: &mut State,
         acme: &Acme,
         names: &[String],
         profile: Option<&str>,
-        store: bool,
+        lock: Option<&dyn Held>,
     ) -> Result<Managed, AcmeError> {
+        let store = lock.is_some();
         let ids: Vec<Identifier> = names.iter().map(|n| identifier(n)).collect();
         // A renewal names the certificate it replaces (RFC 9773), when the CA has ARI.
         let replaces = match store {
@@ -158,7 +150,7 @@ impl Manager {
                         "the ACME server does not know the stored account: registering a new one"
                     );
                     state.account = None;
-                    self.set_aside_account(acme);
+                    self.set_aside_account(acme).await;
                     let account = self.account(state, acme).await?;
                     let order = place_order(&account, &ids, profile, replaces.as_ref()).await?;
                     (account, order)
@@ -177,21 +169,18 @@ impl Manager {
         let mut m = Managed::loaded(ck, info);
         m.profile = profile.map(str::to_string);
         self.refresh_schedule(&account, &mut m).await;
-        if !store {
-            return Ok(m);
-        }
-        let dir = self.cert_dir(names);
-        private_dir(&dir).map_err(|e| AcmeError::Storage(format!("{}: {e}", dir.display())))?;
-        write_atomic(&dir.join("key.pem"), key.as_bytes(), true)
-            .and_then(|_| write_atomic(&dir.join("cert.pem"), chain.as_bytes(), false))
-            .and_then(|_| {
-                write_atomic(
-                    &dir.join("profile"),
-                    profile.unwrap_or("").as_bytes(),
-                    false,
-                )
-            })
-            .map_err(|e| AcmeError::Storage(format!("{}: {e}", dir.display())))?;
+        let Some(lock) = lock else { return Ok(m) };
+        let stored = StoredCert {
+            chain_pem: chain,
+            key_pem: key,
+            profile: profile.map(str::to_string),
+            ordered_by: None,
+        };
+        self.store
+            .save_cert(&site_key(names), &stored, lock)
+            .await
+            .map_err(|e| AcmeError::Storage(e.to_string()))?;
+        m.ordered_by = lock.token().map(|_| (self.node.clone(), lock.fence()));
         Ok(m)
     }
 
@@ -229,6 +218,9 @@ impl Manager {
                 ChallengeKind::Http01 => {
                     let token = challenge.token.clone();
                     self.tokens.set(&token, Some(key_auth.as_str().to_string()));
+                    self.store
+                        .publish_http01(&token, Some(key_auth.as_str()))
+                        .await;
                     cleanup.tokens.push(token);
                 }
                 ChallengeKind::TlsAlpn01 => {

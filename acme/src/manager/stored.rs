@@ -1,35 +1,41 @@
-//! Certificates already on disk: where a site's files live and loading them back at start.
+//! Certificates already stored: loading them back at start and on each pass, and, with a
+//! shared store, picking up what another instance ordered.
 
-use std::path::PathBuf;
 use std::time::SystemTime;
 
 use crate::pem::{certified_key, certs_from_pem, info};
+use crate::store::{StoreError, StoredCert};
 
 use super::*;
 
-impl Manager {
-    pub(super) fn cert_dir(&self, names: &[String]) -> PathBuf {
-        self.state_dir.join("certs").join(site_key(names))
-    }
+/// What reading a site's stored certificate gave.
+pub(super) enum Loaded {
+    /// A usable certificate for the site's names.
+    Usable(Managed),
+    /// Nothing usable (absent, unreadable, expired, other names): ordering may go ahead.
+    Nothing,
+    /// The store cannot say now (unreachable, or secrets that do not open with the key):
+    /// never order on this.
+    Unknown(StoreError),
+}
 
-    /// Load a stored certificate for `names`; `None` if missing, unreadable, for other names
-    /// or expired (each logged).
-    pub(super) fn load_stored(&self, names: &[String]) -> Option<Managed> {
-        let dir = self.cert_dir(names);
-        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-        if !cert.exists() {
-            return None;
-        }
-        let loaded = std::fs::read(&cert)
-            .and_then(|c| std::fs::read(&key).map(|k| (c, k)))
-            .map_err(|e| e.to_string())
-            .and_then(|(c, k)| {
-                let what = cert.display().to_string();
-                let ck = certified_key(&c, &k, &what).map_err(|e| e.to_string())?;
-                let leaf = certs_from_pem(&c, &what).map_err(|e| e.to_string())?;
-                let info = info(&leaf[0], &what).map_err(|e| e.to_string())?;
-                Ok((ck, info))
-            });
+impl Manager {
+    /// Turn stored PEM into a served certificate; `None` if unusable, for other names or
+    /// expired (each logged).
+    fn usable(&self, stored: &StoredCert, names: &[String], site: &str) -> Option<Managed> {
+        let what = self.store_for(site);
+        let loaded = certified_key(
+            stored.chain_pem.as_bytes(),
+            stored.key_pem.as_bytes(),
+            &what,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|ck| {
+            let leaf =
+                certs_from_pem(stored.chain_pem.as_bytes(), &what).map_err(|e| e.to_string())?;
+            let info = info(&leaf[0], &what).map_err(|e| e.to_string())?;
+            Ok((ck, info))
+        });
         match loaded {
             Ok((ck, info))
                 if same_names(&info.names, names) && info.not_after > SystemTime::now() =>
@@ -37,21 +43,48 @@ impl Manager {
                 Some(Managed::loaded(ck, info))
             }
             Ok((_, info)) => {
-                tracing::warn!(dir = %dir.display(), names = ?info.names,
+                tracing::warn!(dir = %what, names = ?info.names,
                     "stored certificate is expired or for other names: a new one will be ordered");
                 None
             }
             Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e,
+                tracing::warn!(dir = %what, error = %e,
                     "stored certificate is unusable: a new one will be ordered");
                 None
             }
         }
     }
 
-    /// Load the stored certificates of `sites` and serve them at once. Called at start, before
-    /// the listeners open, so that a restart never answers a handshake with a stand-in
-    /// certificate while the background pass has not run yet.
+    fn store_for(&self, site: &str) -> String {
+        self.store.cert_location(site)
+    }
+
+    /// Read the stored certificate for `names` from the store.
+    pub(super) async fn load_stored(&self, names: &[String]) -> Loaded {
+        let site = site_key(names);
+        match self.store.load_cert(&site).await {
+            Ok(Some(stored)) => match self.usable(&stored, names, &site) {
+                Some(mut m) => {
+                    m.profile = stored.profile.clone();
+                    m.ordered_by = stored.ordered_by.clone();
+                    Loaded::Usable(m)
+                }
+                None => Loaded::Nothing,
+            },
+            Ok(None) => Loaded::Nothing,
+            Err(StoreError::Corrupt(e)) => {
+                tracing::warn!(dir = %self.store_for(&site), error = %e,
+                    "stored certificate is unusable: a new one will be ordered");
+                Loaded::Nothing
+            }
+            Err(e) => Loaded::Unknown(e),
+        }
+    }
+
+    /// Load the certificates of `sites` kept in the state directory and serve them at once.
+    /// Called at start, before the listeners open, so that a restart never answers a
+    /// handshake with a stand-in certificate while the background pass has not run yet; in
+    /// a cluster these are the local copies, served even when Redis is down.
     pub fn load_stored_now(&self, sites: &[Vec<String>]) {
         let Ok(mut state) = self.state.try_lock() else {
             return;
@@ -61,7 +94,29 @@ impl Manager {
             if state.certs.contains_key(&key) {
                 continue;
             }
-            if let Some(m) = self.load_stored(names) {
+            let stored = match self.local.read_cert(&key) {
+                Ok(Some(s)) => s,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(dir = %self.local.cert_dir(&key).display(), error = %e,
+                        "stored certificate is unusable: a new one will be ordered");
+                    continue;
+                }
+            };
+            let what = self.local.cert_dir(&key).display().to_string();
+            let m = certified_key(
+                stored.chain_pem.as_bytes(),
+                stored.key_pem.as_bytes(),
+                &what,
+            )
+            .ok()
+            .and_then(|ck| {
+                let leaf = certs_from_pem(stored.chain_pem.as_bytes(), &what).ok()?;
+                let info = info(&leaf[0], &what).ok()?;
+                (same_names(&info.names, names) && info.not_after > SystemTime::now())
+                    .then(|| Managed::loaded(ck, info))
+            });
+            if let Some(m) = m {
                 tracing::info!(site = %key, not_after = ?m.info.not_after, "using the stored certificate");
                 state.certs.insert(key, m);
             }

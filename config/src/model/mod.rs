@@ -12,12 +12,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod cluster;
 mod limits;
 mod rules;
 mod site;
 mod tls;
 mod upstream;
 
+pub use cluster::*;
 pub use limits::*;
 pub use rules::*;
 pub use site::*;
@@ -33,6 +35,8 @@ pub struct Config {
     pub tls: TlsPolicy,
     /// ACME account settings, when any site uses `tls = "acme"`.
     pub acme: Option<Acme>,
+    /// `[cluster]`: shared state through Redis; `None`: this instance acts alone.
+    pub cluster: Option<Cluster>,
     /// Where the client address comes from.
     pub client_ip: ClientIp,
     /// Named rate-limit zones (`[limits.NAME]`).

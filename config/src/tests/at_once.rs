@@ -80,7 +80,7 @@ x = 1
 rate = "1/x"
 "#,
         &[
-            "test.toml:2:2: unknown key `sever` (did you mean `server`?), expected one of `server`, `tls`, `acme`, `client_ip`, `limits`, `cache`, `headers`, `upstreams`, `sites`, `log`, `error_pages`",
+            "test.toml:2:2: unknown key `sever` (did you mean `server`?), expected one of `server`, `tls`, `acme`, `cluster`, `client_ip`, `limits`, `cache`, `headers`, `upstreams`, `sites`, `log`, `error_pages`",
             r#"test.toml:7:8: invalid rate "1/x": expected COUNT/UNIT with UNIT s, m or h, like "100/m""#,
         ],
     ),
@@ -98,7 +98,7 @@ names = ["b.test"]
   respond = { status = 99 }
 "#,
         &[
-            "test.toml:2:3: unknown key `site` (did you mean `sites`?), expected one of `server`, `tls`, `acme`, `client_ip`, `limits`, `cache`, `headers`, `upstreams`, `sites`, `log`, `error_pages`",
+            "test.toml:2:3: unknown key `site` (did you mean `sites`?), expected one of `server`, `tls`, `acme`, `cluster`, `client_ip`, `limits`, `cache`, `headers`, `upstreams`, `sites`, `log`, `error_pages`",
             "test.toml:10:24: invalid respond status 99: expected an integer from 100 to 599",
         ],
     ),
