@@ -8,7 +8,8 @@
 //!   directory); a corrupt credentials file is set aside and a new account is made;
 //! - failures back off exponentially (with jitter, capped), and a `Retry-After` or
 //!   `rateLimited` answer from the CA is honoured, so a CA outage or a rate limit never turns
-//!   into a retry storm;
+//!   into a retry storm — except that no wait outlives the certificate being served: while
+//!   it is valid, the next attempt is at most halfway to its expiry (see [`schedule`]);
 //! - one order at a time: every order runs under the manager's state lock, so a name never
 //!   has two orders in flight;
 //! - renewal is due inside the CA's ARI window when the directory offers `renewalInfo`,
@@ -38,7 +39,7 @@ mod stored;
 
 use challenge::{alpn_challenge_cert, run_hook, Cleanup};
 use http::CaTraffic;
-use schedule::{backoff, lifetime_renewal, retry_time, Schedule};
+use schedule::{backoff, before_expiry, lifetime_renewal, retry_time, Schedule};
 
 /// HTTP-01 tokens being validated: token → key authorization.
 #[derive(Debug, Default)]
@@ -443,12 +444,13 @@ impl Manager {
             Err(e) => {
                 let retry_after = self.traffic.take_retry_after();
                 let limited = e.is_rate_limited();
+                let served_until = state.certs.get(key).map(|m| m.info.not_after);
                 let st = state.status.entry(key.to_string()).or_default();
                 st.failures += 1;
                 st.failed += 1;
                 let now = SystemTime::now();
                 let delay = backoff(self.retry_base, self.retry_cap, st.failures);
-                let at = retry_time(now, delay, retry_after);
+                let at = before_expiry(now, retry_time(now, delay, retry_after), served_until);
                 st.retry_at = Some(at);
                 st.last_error = Some(e.to_string());
                 let hold = if limited {
