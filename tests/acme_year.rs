@@ -397,9 +397,9 @@ async fn year(renewals: usize) -> String {
     let mut errors = std::collections::BTreeMap::<String, usize>::new();
     for e in y.proxy.seen() {
         if e.status >= 400 && !outages.iter().any(|o| o.during(e.at)) {
-            *errors
-                .entry(format!("{} {}", e.what, e.status))
-                .or_default() += 1;
+            // `POST /authZ/ID` -> `POST /authZ`: one entry per kind of request.
+            let kind: String = e.what.splitn(3, '/').take(2).collect::<Vec<_>>().join("/");
+            *errors.entry(format!("{kind} {}", e.status)).or_default() += 1;
         }
     }
     report += &format!(
