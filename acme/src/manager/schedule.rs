@@ -259,7 +259,10 @@ mod tests {
             now + EXPIRY_FLOOR
         );
         // A shorter wait than that is kept.
-        assert_eq!(before_expiry(now, now + s(2), Some(now + s(10))), now + s(2));
+        assert_eq!(
+            before_expiry(now, now + s(2), Some(now + s(10))),
+            now + s(2)
+        );
         // From 10 s left, attempts until expiry are few (halving to the floor).
         let (mut t, end, mut attempts) = (now, now + s(10), 0);
         while t < end {
