@@ -8,6 +8,7 @@ mod acme;
 mod acme_ip;
 mod acme_profiles;
 mod acme_timing;
+mod acme_year;
 mod adversarial;
 mod balancing;
 mod buffering;

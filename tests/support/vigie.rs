@@ -133,6 +133,15 @@ impl Vigie {
         self.wait_ready().await;
     }
 
+    /// Stop the process with `sig` (e.g. `TERM`), wait for it to exit, and start it again on
+    /// the same config, state and ports.
+    pub async fn restart_after(&mut self, sig: &str) {
+        self.signal(sig);
+        self.wait_exit(Duration::from_secs(30)).await;
+        self.child = spawn(&self.config, self.dir.path(), &self.env);
+        self.wait_ready().await;
+    }
+
     async fn wait_ready(&mut self) {
         let tls = self.tls;
         let health = format!("http://{}/healthz", self.admin);

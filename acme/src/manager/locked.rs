@@ -154,12 +154,17 @@ impl Manager {
             Err(e) => {
                 let retry_after = self.traffic.take_retry_after();
                 let limited = e.is_rate_limited();
+                let served_until = state.certs.get(key).map(|m| m.info.not_after);
                 let st = state.status.entry(key.to_string()).or_default();
                 st.failures += 1;
                 st.failed += 1;
                 let now = SystemTime::now();
                 let delay = backoff(self.retry_base, self.retry_cap, st.failures);
-                let at = retry_time(now, delay, retry_after);
+                let at = super::schedule::before_expiry(
+                    now,
+                    retry_time(now, delay, retry_after),
+                    served_until,
+                );
                 st.retry_at = Some(at);
                 st.last_error = Some(e.to_string());
                 let hold = if limited {

@@ -8,7 +8,8 @@
 //!   directory); a corrupt credentials file is set aside and a new account is made;
 //! - failures back off exponentially (with jitter, capped), and a `Retry-After` or
 //!   `rateLimited` answer from the CA is honoured, so a CA outage or a rate limit never turns
-//!   into a retry storm;
+//!   into a retry storm — except that no wait outlives the certificate being served: while
+//!   it is valid, the next attempt is at most halfway to its expiry (see `schedule`);
 //! - one order at a time: every order runs under the manager's state lock, so a name never
 //!   has two orders in flight; with a shared store ([`crate::store`]) also under the site's
 //!   cluster-wide lock, and the other instances wait and pick the result up from the store;

@@ -11,6 +11,12 @@
 //! After a failed order: exponential back-off from the first retry delay, doubled per
 //! failure, with ±25 % jitter, never past the ceiling; a `Retry-After` from the CA pushes the
 //! next attempt later (never earlier), up to 24 h.
+//!
+//! Neither may let the certificate being served expire while the CA could be back: while it
+//! is valid, the next attempt is at most halfway to its expiry (never sooner than 1 s), so
+//! attempts get closer as the end nears — a bounded number, about log2 of the remaining life
+//! in seconds — and a short certificate (a 6-day one, or Pebble's seconds) is not outlived by
+//! a back-off sized for 90-day ones.
 
 use std::time::{Duration, SystemTime};
 
@@ -97,6 +103,23 @@ pub(super) fn retry_time(
         Some(theirs) => ours.max(theirs.min(now + RETRY_AFTER_CEILING)),
         None => ours,
     }
+}
+
+/// The shortest wait [`before_expiry`] leaves between attempts.
+const EXPIRY_FLOOR: Duration = Duration::from_secs(1);
+
+/// `at`, or earlier if waiting until `at` would let the served certificate (valid until
+/// `not_after`) expire: at most halfway from `now` to its expiry, and not sooner than
+/// [`EXPIRY_FLOOR`]. Without a valid certificate `at` stands (the back-off paces the orders).
+pub(super) fn before_expiry(
+    now: SystemTime,
+    at: SystemTime,
+    not_after: Option<SystemTime>,
+) -> SystemTime {
+    let Some(left) = not_after.and_then(|end| end.duration_since(now).ok()) else {
+        return at;
+    };
+    at.min(now + (left / 2).max(EXPIRY_FLOOR))
 }
 
 /// The ARI identifier of a certificate (for `renewalInfo` and `replaces`).
@@ -217,5 +240,35 @@ mod tests {
         assert_eq!(retry_time(now, b, Some(later)), later);
         let far = now + Duration::from_secs(100 * 86400);
         assert_eq!(retry_time(now, b, Some(far)), now + RETRY_AFTER_CEILING);
+    }
+
+    #[test]
+    fn no_wait_lets_the_served_certificate_expire() {
+        let now = SystemTime::now();
+        let s = Duration::from_secs;
+        let hour = now + s(3600);
+        // Nothing served, or already expired: the back-off or Retry-After stands.
+        assert_eq!(before_expiry(now, hour, None), hour);
+        assert_eq!(before_expiry(now, hour, Some(now - s(1))), hour);
+        // Far from expiry: untouched.
+        assert_eq!(before_expiry(now, hour, Some(now + s(86400))), hour);
+        // 10 s left: halfway there, then closer, never under a second apart.
+        assert_eq!(before_expiry(now, hour, Some(now + s(10))), now + s(5));
+        assert_eq!(
+            before_expiry(now, hour, Some(now + Duration::from_millis(600))),
+            now + EXPIRY_FLOOR
+        );
+        // A shorter wait than that is kept.
+        assert_eq!(
+            before_expiry(now, now + s(2), Some(now + s(10))),
+            now + s(2)
+        );
+        // From 10 s left, attempts until expiry are few (halving to the floor).
+        let (mut t, end, mut attempts) = (now, now + s(10), 0);
+        while t < end {
+            t = before_expiry(t, t + s(3600), Some(end));
+            attempts += 1;
+        }
+        assert!(attempts <= 5, "{attempts}");
     }
 }
