@@ -40,6 +40,8 @@ pub mod server;
 mod service;
 pub mod snapshot;
 #[allow(unreachable_pub)]
+mod status;
+#[allow(unreachable_pub)]
 mod tls;
 #[allow(unreachable_pub)]
 mod upstream;

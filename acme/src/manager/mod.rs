@@ -94,6 +94,8 @@ pub struct Status {
     pub waiting: Option<String>,
     /// The profile the served certificate was ordered under.
     pub profile: Option<String>,
+    /// The CA's suggested renewal window (ARI, RFC 9773) when it gave one: start and end.
+    pub ari_window: Option<(SystemTime, SystemTime)>,
     /// Certificates obtained since start.
     pub issued: u64,
     /// Orders failed since start.
@@ -378,12 +380,19 @@ impl Manager {
             (None, Some(m)) => Some(Self::schedule_words(m)),
             (None, None) => None,
         };
-        let current = current.map(|m| (m.info.clone(), m.renew_at, m.profile.clone()));
+        let current = current.map(|m| {
+            let ari = match m.schedule.source {
+                schedule::Source::Ari { start, end } => Some((start, end)),
+                schedule::Source::Lifetime => None,
+            };
+            (m.info.clone(), m.renew_at, m.profile.clone(), ari)
+        });
         if let Some(st) = state.status.get_mut(&key) {
-            if let Some((info, renew_at, profile)) = current {
+            if let Some((info, renew_at, profile, ari)) = current {
                 st.cert = Some(info);
                 st.renew_at = Some(renew_at);
                 st.profile = profile;
+                st.ari_window = ari;
             }
             st.waiting = waiting;
         }
