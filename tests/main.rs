@@ -24,6 +24,8 @@ mod ops;
 mod plan;
 mod proxying;
 mod routing;
+mod status;
+mod status_page;
 mod tls;
 mod tunnels;
 mod upstream_tls;

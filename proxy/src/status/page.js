@@ -83,7 +83,7 @@
 
   function fill(id, title, ...content) {
     const s = $(id);
-    s.replaceChildren(el('h2', { id: id + '-h' }, title), ...content);
+    s.replaceChildren(el('h2', { id: id + '-h' }, title), ...content.filter((c) => c !== null && c !== undefined));
   }
 
   function classesText(c) {
@@ -166,7 +166,7 @@
       const routes = table(
         [{ label: 'Route' }, { label: 'Match' }, { label: 'Does' }, { label: 'Uses' }, { label: 'Requests', num: true }, { label: 'By status' }],
         s.routes.map((r) => ({
-          cells: [cell(el('code', {}, r.path)), cell(r.matcher), cell(r.kind),
+          cells: [cell(el('code', {}, r.path)), cell(r.match), cell(r.kind),
             cell([r.upstream && 'upstream ' + r.upstream, r.limit && 'limit ' + r.limit, r.cache && 'cache ' + r.cache].filter(Boolean).join(', ') || '–'),
             cell(String(r.requests.total)), cell(classesText(r.requests))],
         })));

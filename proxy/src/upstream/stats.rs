@@ -160,7 +160,7 @@ impl HealthCheck for ObservedCheck {
         let result = self.inner.check(target).await;
         if let Some(stats) = self.stats(target) {
             stats.note_check(result.as_ref().err().map(|e| {
-                let mut reason = e.to_string();
+                let mut reason = e.to_string().trim().to_string();
                 if reason.len() > MAX_REASON {
                     let mut cut = MAX_REASON;
                     while !reason.is_char_boundary(cut) {
