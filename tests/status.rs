@@ -65,7 +65,7 @@ async fn status_json(v: &Vigie, auth: Option<&str>) -> reqwest::Response {
 async fn json(v: &Vigie) -> Value {
     let r = status_json(v, None).await;
     assert_eq!(r.status(), 200);
-    r.json().await.expect("status.json is JSON")
+    serde_json::from_str(&r.text().await.expect("body")).expect("status.json is JSON")
 }
 
 fn find<'a>(list: &'a Value, key: &str, name: &str) -> &'a Value {
@@ -116,12 +116,18 @@ async fn status_json_counts_what_happened() {
     assert_eq!(p["reloads_applied"], 0);
     assert!(p["uptime_seconds"].as_u64().is_some(), "{p:#}");
     assert!(p["connections"].as_i64().is_some_and(|c| c >= 0), "{p:#}");
-    assert!(p["memory_rss_bytes"].as_u64().is_some_and(|m| m > 1 << 20), "{p:#}");
+    assert!(
+        p["memory_rss_bytes"].as_u64().is_some_and(|m| m > 1 << 20),
+        "{p:#}"
+    );
     assert_eq!(s["history_step_seconds"], 2);
 
     let site = &s["sites"][0];
     assert_eq!(site["name"], "app.test");
-    assert_eq!(site["names"], serde_json::json!(["app.test", "www.app.test"]));
+    assert_eq!(
+        site["names"],
+        serde_json::json!(["app.test", "www.app.test"])
+    );
     assert_eq!(site["tls"], "none");
     assert_eq!(site["requests"]["2xx"], 13, "{site:#}");
     assert_eq!(site["requests"]["4xx"], 3);
@@ -166,7 +172,10 @@ async fn status_json_counts_what_happened() {
         assert!(x["latency"]["p50_ms"].as_f64().is_some(), "{x:#}");
         assert!(x["latency"]["p99_ms"].as_f64() >= x["latency"]["p50_ms"].as_f64());
     }
-    let addrs: Vec<&str> = servers.iter().map(|x| x["address"].as_str().unwrap()).collect();
+    let addrs: Vec<&str> = servers
+        .iter()
+        .map(|x| x["address"].as_str().unwrap())
+        .collect();
     assert_eq!(addrs, [a.addr_str(), b.addr_str()]);
 
     let tight = find(&s["limits"], "name", "tight");
@@ -192,11 +201,22 @@ async fn status_json_counts_what_happened() {
     assert_eq!(s["certificates"], serde_json::json!([]));
 
     // The history is sampled every 2 s: the requests show up in it.
-    wait_until(Duration::from_secs(10), "the requests in the history", || async {
-        let s = json(&v).await;
-        let points = s["sites"][0]["history"].as_array().cloned().unwrap_or_default();
-        points.iter().map(|p| p["requests"]["total"].as_u64().unwrap()).sum::<u64>() == 17
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "the requests in the history",
+        || async {
+            let s = json(&v).await;
+            let points = s["sites"][0]["history"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            points
+                .iter()
+                .map(|p| p["requests"]["total"].as_u64().unwrap())
+                .sum::<u64>()
+                == 17
+        },
+    )
     .await;
 
     // A server taken down by its health check, then a reload refused and one applied.
@@ -221,7 +241,10 @@ async fn status_json_counts_what_happened() {
     .await;
     let r = &json(&v).await["process"]["last_reload"];
     let error = r["error"].as_str().unwrap_or_default();
-    assert!(error.contains("bogus") && error.contains("vigie.toml"), "{r:#}");
+    assert!(
+        error.contains("bogus") && error.contains("vigie.toml"),
+        "{r:#}"
+    );
     v.write_config(&config(&a, &b));
     v.signal("HUP");
     wait_until(Duration::from_secs(10), "the applied reload", || async {
@@ -259,23 +282,42 @@ async fn status_json_needs_the_token_off_loopback() {
     let r = status_json(&v, None).await;
     assert_eq!(r.status(), 401);
     assert!(r.headers().get("www-authenticate").is_some());
-    assert_eq!(status_json(&v, Some("wrong-token-0123456789")).await.status(), 401);
+    assert_eq!(
+        status_json(&v, Some("wrong-token-0123456789"))
+            .await
+            .status(),
+        401
+    );
     let r = status_json(&v, Some(TOKEN)).await;
     assert_eq!(r.status(), 200);
-    let s: Value = r.json().await.unwrap();
+    let s: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     assert_eq!(s["process"]["token_required"], true);
     assert_eq!(s["sites"][0]["name"], "secret-site.test");
 
     // The page and its script are static and hold no data: they load without the token.
-    let page = client().get(format!("http://{}/", v.admin)).send().await.unwrap();
+    let page = client()
+        .get(format!("http://{}/", v.admin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
-    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(csp.contains("script-src 'self'"), "{csp}");
     let html = page.text().await.unwrap();
-    assert!(html.contains(r#"<script src="/status.js"></script>"#), "{html}");
+    assert!(
+        html.contains(r#"<script src="/status.js"></script>"#),
+        "{html}"
+    );
     assert!(!html.contains("secret-site"), "the page holds no data");
     for path in ["/status", "/status.js"] {
-        let r = client().get(format!("http://{}{path}", v.admin)).send().await.unwrap();
+        let r = client()
+            .get(format!("http://{}{path}", v.admin))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
     // Nothing state-changing opens up: a POST still needs the token.

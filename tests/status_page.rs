@@ -129,30 +129,41 @@ async fn the_status_page_follows_health_reloads_and_certificates_in_chromium() {
         })
         .await;
     assert!(text.contains("health check"), "{text}");
-    let row = format!(
-        "document.querySelector('[data-server=\"app/{a_addr}\"]')?.textContent ?? ''"
-    );
+    let row =
+        format!("document.querySelector('[data-server=\"app/{a_addr}\"]')?.textContent ?? ''");
     let why = browser.eval(&row).await;
-    assert!(why.as_str().is_some_and(|t| t.contains("Connection refused")), "{why}");
+    assert!(
+        why.as_str()
+            .is_some_and(|t| t.contains("Connection refused")),
+        "{why}"
+    );
     // ...and up again when it returns on the same address.
     let a = Origin::start_at("a", a_addr).await;
     browser
-        .wait_for(down, "a shown up again", &state_js(&a_addr.to_string()), |t| {
-            t.contains("up") && !t.contains("down")
-        })
+        .wait_for(
+            down,
+            "a shown up again",
+            &state_js(&a_addr.to_string()),
+            |t| t.contains("up") && !t.contains("down"),
+        )
         .await;
 
     // The ACME certificate's next renewal, from Pebble.
     wait_for_pebble_cert(&v, &p, "shop.example.com").await;
     let cert = "document.querySelector('[data-cert=\"shop.example.com\"]')?.textContent ?? ''";
     let text = browser
-        .wait_for(limit, "the Pebble certificate", cert, |t| t.contains("Pebble"))
+        .wait_for(limit, "the Pebble certificate", cert, |t| {
+            t.contains("Pebble")
+        })
         .await;
     assert!(text.contains("✔ ok"), "{text}");
-    let renew = "document.querySelector('[data-cert=\"shop.example.com\"] .renew')?.textContent ?? ''";
+    let renew =
+        "document.querySelector('[data-cert=\"shop.example.com\"] .renew')?.textContent ?? ''";
     let renewal = browser.eval(renew).await;
     assert!(
-        renewal.as_str().is_some_and(|t| t.contains("(in ") && t.contains("renewal at")),
+        renewal
+            .as_str()
+            .is_some_and(|t| t.contains("(in ") && t.contains("renewal at")),
         "{renewal}"
     );
 
@@ -162,9 +173,14 @@ async fn the_status_page_follows_health_reloads_and_certificates_in_chromium() {
     let reload = "(document.getElementById('reload')?.textContent ?? '') + ' | ' + \
                   (document.getElementById('reload-error')?.textContent ?? '')";
     let text = browser
-        .wait_for(limit, "the refused reload", reload, |t| t.contains("refused"))
+        .wait_for(limit, "the refused reload", reload, |t| {
+            t.contains("refused")
+        })
         .await;
-    assert!(text.contains("unknown key") && text.contains("bogus"), "{text}");
+    assert!(
+        text.contains("unknown key") && text.contains("bogus"),
+        "{text}"
+    );
 
     // Laptop width: a screenshot that is not blank, and nothing wider than the window.
     let history = "String(document.querySelectorAll('[data-site=\"app.test\"] svg rect').length)";
@@ -177,20 +193,35 @@ async fn the_status_page_follows_health_reloads_and_certificates_in_chromium() {
     let path = save("laptop.png", &shot);
     let (w, h, colours) = png_colours(&shot);
     assert_eq!((w, h), (1280, 900), "{}", path.display());
-    assert!(colours >= 16, "{colours} colours: blank? {}", path.display());
+    assert!(
+        colours >= 16,
+        "{colours} colours: blank? {}",
+        path.display()
+    );
+    // The whole page too (docs/status.png is taken from it).
+    let whole = browser.screenshot_page().await;
+    let path = save("laptop-page.png", &whole);
+    let (w, h, colours) = png_colours(&whole);
+    assert!(w == 1280 && h >= 900 && colours >= 16, "{}", path.display());
     let overflow = "String(document.documentElement.scrollWidth - window.innerWidth)";
     assert_eq!(browser.eval(overflow).await, "0");
 
     // Phone width: the tables turn into rows of labelled cells, still no sideways scroll.
     browser.viewport(390, 844).await;
     browser
-        .wait_for(limit, "no horizontal overflow on a phone", overflow, |t| t == "0")
+        .wait_for(limit, "no horizontal overflow on a phone", overflow, |t| {
+            t == "0"
+        })
         .await;
     let shot = browser.screenshot().await;
     let path = save("phone.png", &shot);
     let (w, _, colours) = png_colours(&shot);
     assert_eq!(w, 390, "{}", path.display());
-    assert!(colours >= 16, "{colours} colours: blank? {}", path.display());
+    assert!(
+        colours >= 16,
+        "{colours} colours: blank? {}",
+        path.display()
+    );
 
     traffic.abort();
     browser.close().await;

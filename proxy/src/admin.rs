@@ -300,7 +300,10 @@ impl ServeHttp for Admin {
         let query = session.req_header().uri.query().unwrap_or("").to_string();
         let post = session.req_header().method == http::Method::POST;
         if let Some(page) = self.status.as_ref().filter(|_| !post) {
-            let auth = session.req_header().headers.get(http::header::AUTHORIZATION);
+            let auth = session
+                .req_header()
+                .headers
+                .get(http::header::AUTHORIZATION);
             if let Some(answer) = page.response(&path, auth.and_then(|v| v.to_str().ok())) {
                 return answer;
             }

@@ -484,7 +484,11 @@ mod tests {
             .map(|(k, n)| (key_label(k, 64), n))
             .collect();
         let (a, b) = (ip(7).to_string(), ip(8).to_string());
-        assert_eq!(top, vec![(a, 3), (b, 1)], "the first request of each passes");
+        assert_eq!(
+            top,
+            vec![(a, 3), (b, 1)],
+            "the first request of each passes"
+        );
         let v6 = client_key("2001:db8:1:2:3:4:5:6".parse().unwrap(), 64);
         assert_eq!(key_label(v6, 64), "2001:db8:1:2::/64");
     }

@@ -320,7 +320,11 @@ impl UpstreamGroup {
 
     /// How much longer `addr` stays marked down after failures (`None`: it is not).
     pub fn passively_down_for(&self, addr: &SocketAddr) -> Option<Duration> {
-        let until = self.servers.get(addr)?.down_until_ms.load(Ordering::Relaxed);
+        let until = self
+            .servers
+            .get(addr)?
+            .down_until_ms
+            .load(Ordering::Relaxed);
         let now = self.now_ms();
         (until > now).then(|| Duration::from_millis(until - now))
     }

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chromiumoxide::browser::{Browser, BrowserConfig, HeadlessMode};
+use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
 use chromiumoxide::page::ScreenshotParams;
@@ -38,7 +38,6 @@ impl Chromium {
         let config = BrowserConfig::builder()
             .chrome_executable(CHROMIUM)
             .disable_default_args()
-            .headless_mode(HeadlessMode::True)
             .no_sandbox()
             .user_data_dir(profile.path())
             .window_size(width, height)
@@ -128,10 +127,20 @@ impl Chromium {
 
     /// A PNG screenshot of the viewport.
     pub async fn screenshot(&self) -> Vec<u8> {
+        self.capture(false).await
+    }
+
+    /// A PNG screenshot of the whole page, as tall as it is.
+    pub async fn screenshot_page(&self) -> Vec<u8> {
+        self.capture(true).await
+    }
+
+    async fn capture(&self, full_page: bool) -> Vec<u8> {
         self.page
             .screenshot(
                 ScreenshotParams::builder()
                     .format(CaptureScreenshotFormat::Png)
+                    .full_page(full_page)
                     .build(),
             )
             .await

@@ -150,7 +150,10 @@ mod tests {
         assert_eq!(iv.len(), POINTS - 1);
         assert!(iv.iter().all(|i| i.classes == [0, 3, 0, 1, 0, 0]), "{iv:?}");
         assert_eq!(iv[0].length, Duration::from_secs(2));
-        assert_eq!(iv.last().map(|i| i.at), Some(at(100 + 2 * (POINTS as u64 + 9))));
+        assert_eq!(
+            iv.last().map(|i| i.at),
+            Some(at(100 + 2 * (POINTS as u64 + 9)))
+        );
         assert!(h.site("b").iter().all(|i| i.classes == [0; 6]));
     }
 
@@ -162,7 +165,11 @@ mod tests {
         for i in 0..(LATENCY_POINTS as u64 + 3) {
             let mut counts = LatencyCounts::default();
             counts[0] = i;
-            h.record(at(i), HashMap::new(), HashMap::from([(key.clone(), counts)]));
+            h.record(
+                at(i),
+                HashMap::new(),
+                HashMap::from([(key.clone(), counts)]),
+            );
         }
         let (t, counts) = h.latency_base(&key).unwrap();
         assert_eq!(t, at(3));

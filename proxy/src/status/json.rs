@@ -423,7 +423,9 @@ impl StatusPage {
             let site_total = totals
                 .iter()
                 .filter(|((s, _), _)| *s == site.label)
-                .fold([0u64; 6], |acc, (_, c)| std::array::from_fn(|i| acc[i] + c[i]));
+                .fold([0u64; 6], |acc, (_, c)| {
+                    std::array::from_fn(|i| acc[i] + c[i])
+                });
             let intervals = self.history.site(&site.label);
             let recent: Vec<_> = intervals.iter().rev().take(30).collect();
             let secs: f64 = recent.iter().map(|i| i.length.as_secs_f64()).sum();
@@ -435,11 +437,7 @@ impl StatusPage {
                 }),
                 tls: tls_mode(cfg.and_then(|c| c.tls.as_ref())),
                 requests: site_total.into(),
-                rate_per_second: if secs > 0.0 {
-                    count as f64 / secs
-                } else {
-                    0.0
-                },
+                rate_per_second: if secs > 0.0 { count as f64 / secs } else { 0.0 },
                 history: intervals
                     .iter()
                     .map(|i| Point {
@@ -485,7 +483,12 @@ impl StatusPage {
                 let note = stats.map(|s| s.health()).unwrap_or_default();
                 let passive = g.passively_down_for(addr);
                 let (state, down_by, since, until) = if !g.is_healthy(addr) {
-                    ("down", Some("health_check"), note.changed_at.map(unix), None)
+                    (
+                        "down",
+                        Some("health_check"),
+                        note.changed_at.map(unix),
+                        None,
+                    )
                 } else if let Some(left) = passive {
                     let until = now + left;
                     let since = until.checked_sub(cfg.fail_timeout).map(unix);

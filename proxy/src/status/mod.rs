@@ -24,8 +24,8 @@ use std::time::SystemTime;
 use http::Response;
 use vigie_acme::Manager;
 
-pub use self::history::Sampler;
 use self::history::History;
+pub use self::history::Sampler;
 use crate::metrics::Metrics;
 use crate::reload::Live;
 
@@ -71,7 +71,10 @@ fn answer(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
              frame-ancestors 'none'; base-uri 'none'",
         );
     if status == 401 {
-        b = b.header(http::header::WWW_AUTHENTICATE, "Bearer realm=\"vigie admin\"");
+        b = b.header(
+            http::header::WWW_AUTHENTICATE,
+            "Bearer realm=\"vigie admin\"",
+        );
     }
     b.body(body).unwrap_or_else(|_| Response::new(Vec::new()))
 }

@@ -22,8 +22,8 @@ use super::ServerState;
 
 /// Upper bounds of the latency buckets, in microseconds (a last bucket holds the rest).
 pub const LATENCY_BOUNDS_US: [u64; 16] = [
-    250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000,
+    250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000, 30_000_000,
 ];
 
 /// Number of latency buckets: one per bound, and one above the last.
@@ -89,10 +89,7 @@ impl ServerStats {
 
     /// What the active health check last said.
     pub fn health(&self) -> HealthNote {
-        self.health
-            .lock()
-            .map(|h| h.clone())
-            .unwrap_or_default()
+        self.health.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
     fn note_check(&self, error: Option<String>) {
