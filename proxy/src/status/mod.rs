@@ -16,6 +16,7 @@
 
 mod history;
 mod json;
+mod model;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
