@@ -2,13 +2,14 @@
 # Each first installs the system packages it needs when they are missing (Debian/Ubuntu).
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := cmake pebble redis-server curl openssl systemd nginx slowhttptest testssl.sh python3 iproute2 util-linux
+APT_PACKAGES := cmake pebble redis-server curl openssl systemd nginx slowhttptest testssl.sh python3 iproute2 util-linux chromium
 
 .PHONY: demo test deps check lint
 
 ## Install what the build and the tests need (cmake for pingora's zlib-ng; Pebble for ACME tests;
 ## redis-server for the cluster tests;
-## nginx, slowhttptest, testssl.sh, python3 (origin processes), ss, prlimit for the adversarial suite).
+## nginx, slowhttptest, testssl.sh, python3 (origin processes), ss, prlimit for the adversarial suite;
+## chromium for the status page's browser test).
 deps:
 	@missing=""; \
 	command -v cmake >/dev/null 2>&1 || missing="$$missing cmake"; \
@@ -23,6 +24,7 @@ deps:
 	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
 	command -v ss >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v prlimit >/dev/null 2>&1 || missing="$$missing util-linux"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && \

@@ -26,6 +26,8 @@ mod ops;
 mod plan;
 mod proxying;
 mod routing;
+mod status;
+mod status_page;
 mod tls;
 mod tunnels;
 mod upstream_tls;

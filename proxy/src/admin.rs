@@ -10,6 +10,8 @@
 //!   directory, storing and serving nothing.
 //! - `POST /cache/purge[?prefix=1]` with the URL as the body: remove that URL's cached
 //!   entries (all variants), or every URL starting with it, from every cache zone.
+//! - `GET /` (also `/status`), `/status.js`, `/status.json`: the live status page and its
+//!   data (see `status`, which has its own token rule for non-loopback addresses).
 //!
 //! Every state-changing endpoint (every `POST`) needs `Authorization: Bearer TOKEN` with
 //! `[server] admin_token`, compared in constant time; without a configured token they are
@@ -34,6 +36,7 @@ pub struct Admin {
     live: Live,
     manager: Option<Arc<Manager>>,
     metrics: Arc<Metrics>,
+    status: Option<Arc<crate::status::StatusPage>>,
 }
 
 impl Admin {
@@ -43,7 +46,14 @@ impl Admin {
             live,
             manager,
             metrics,
+            status: None,
         }
+    }
+
+    /// Serve the status page too.
+    pub fn with_status(mut self, page: Arc<crate::status::StatusPage>) -> Self {
+        self.status = Some(page);
+        self
     }
 
     fn metrics_page(&self) -> Response<Vec<u8>> {
@@ -289,6 +299,15 @@ impl ServeHttp for Admin {
         let path = session.req_header().uri.path().to_string();
         let query = session.req_header().uri.query().unwrap_or("").to_string();
         let post = session.req_header().method == http::Method::POST;
+        if let Some(page) = self.status.as_ref().filter(|_| !post) {
+            let auth = session
+                .req_header()
+                .headers
+                .get(http::header::AUTHORIZATION);
+            if let Some(answer) = page.response(&path, auth.and_then(|v| v.to_str().ok())) {
+                return answer;
+            }
+        }
         match (path.as_str(), post) {
             ("/healthz", false) => {
                 let snap = self.live.snapshots.load();
@@ -331,7 +350,7 @@ impl ServeHttp for Admin {
 /// `given` is compared (with a byte of `expected`, cycling), whatever matches, and a length
 /// difference is folded into the result rather than returned early. The time depends only
 /// on the presented length, which the client knows anyway.
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+pub(crate) fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     if expected.is_empty() {
         return false;
     }

@@ -42,6 +42,8 @@ pub mod server;
 mod service;
 pub mod snapshot;
 #[allow(unreachable_pub)]
+mod status;
+#[allow(unreachable_pub)]
 mod tls;
 #[allow(unreachable_pub)]
 mod upstream;

@@ -124,6 +124,56 @@ pub struct ZoneCounters {
     pub rejected: AtomicU64,
 }
 
+/// How many limited clients [`TopLimited`] remembers.
+const TOP_KEYS: usize = 64;
+
+/// The clients a zone delayed or refused most, for the status page: counts per client key
+/// over the last [`TOP_KEYS`] distinct clients limited (the least recently limited is
+/// forgotten first). Only delayed and refused requests touch it; allowed ones never do.
+#[derive(Debug)]
+pub struct TopLimited(Mutex<LruCache<u128, u64>>);
+
+impl Default for TopLimited {
+    fn default() -> Self {
+        TopLimited(Mutex::new(LruCache::new(
+            NonZeroUsize::new(TOP_KEYS).unwrap_or(NonZeroUsize::MIN),
+        )))
+    }
+}
+
+impl TopLimited {
+    fn note(&self, key: u128) {
+        let mut top = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match top.get_mut(&key) {
+            Some(n) => *n += 1,
+            None => {
+                top.put(key, 1);
+            }
+        }
+    }
+
+    /// The `n` most limited client keys and their counts, most limited first.
+    pub fn top(&self, n: usize) -> Vec<(u128, u64)> {
+        let mut all: Vec<(u128, u64)> = self
+            .0
+            .lock()
+            .map(|t| t.iter().map(|(k, v)| (*k, *v)).collect())
+            .unwrap_or_default();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        all.truncate(n);
+        all
+    }
+}
+
+/// A client key in words: the IPv4 address, or the IPv6 prefix (`2001:db8::/64`).
+pub fn key_label(key: u128, v6_prefix: u8) -> String {
+    if key >> 32 == 0xffff {
+        std::net::Ipv4Addr::from((key & 0xffff_ffff) as u32).to_string()
+    } else {
+        format!("{}/{}", std::net::Ipv6Addr::from(key), v6_prefix.min(128))
+    }
+}
+
 /// One `[limits.NAME]` zone.
 pub struct Zone {
     /// Its definition (compared on reload).
@@ -133,6 +183,8 @@ pub struct Zone {
     interval: Duration,
     /// Decision counters.
     pub counters: ZoneCounters,
+    /// The clients limited most.
+    pub top: TopLimited,
 }
 
 impl std::fmt::Debug for Zone {
@@ -184,6 +236,7 @@ impl Zone {
             clock,
             interval,
             counters: ZoneCounters::default(),
+            top: TopLimited::default(),
         }
     }
 
@@ -205,6 +258,9 @@ impl Zone {
             Decision::Reject(_) => &self.counters.rejected,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        if d != Decision::Allow {
+            self.top.note(key);
+        }
         d
     }
 
@@ -409,6 +465,32 @@ mod tests {
             .filter(|_| matches!(z.check(last), Decision::Reject(_)))
             .count();
         assert_eq!(refused, 10);
+    }
+
+    #[test]
+    fn the_most_limited_clients_are_listed_first() {
+        let z = zone(1, 60, 0, false, None, 100);
+        for _ in 0..4 {
+            z.check(ip(7));
+        }
+        for _ in 0..2 {
+            z.check(ip(8));
+        }
+        z.check(ip(9));
+        let top: Vec<(String, u64)> = z
+            .top
+            .top(5)
+            .into_iter()
+            .map(|(k, n)| (key_label(k, 64), n))
+            .collect();
+        let (a, b) = (ip(7).to_string(), ip(8).to_string());
+        assert_eq!(
+            top,
+            vec![(a, 3), (b, 1)],
+            "the first request of each passes"
+        );
+        let v6 = client_key("2001:db8:1:2:3:4:5:6".parse().unwrap(), 64);
+        assert_eq!(key_label(v6, 64), "2001:db8:1:2::/64");
     }
 
     #[test]

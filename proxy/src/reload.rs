@@ -3,7 +3,8 @@
 //! reload, acquire the resources and swap the snapshot in.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use vigie_config::{Config, ConfigErrors};
 
@@ -26,6 +27,27 @@ pub struct Live {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The access log, reopened on SIGUSR1.
     pub access_log: Option<Arc<crate::access_log::AccessLog>>,
+    /// How the last reload ended (`None`: none since start), for the status page.
+    pub last_reload: Arc<Mutex<Option<ReloadOutcome>>>,
+}
+
+/// How a reload ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadOutcome {
+    /// When it ended.
+    pub at: SystemTime,
+    /// Why it was refused, as logged (`None`: the new configuration is live).
+    pub error: Option<String>,
+}
+
+impl Live {
+    fn note_reload(&self, error: Option<String>) {
+        let mut last = self.last_reload.lock().unwrap_or_else(|p| p.into_inner());
+        *last = Some(ReloadOutcome {
+            at: SystemTime::now(),
+            error,
+        });
+    }
 }
 
 impl Live {
@@ -135,11 +157,13 @@ pub fn reload(source: &Source, live: &Live) -> bool {
             }
             live.apply(next);
             live.metrics.reload(true);
+            live.note_reload(None);
             tracing::info!(source = %source.name(), "configuration reloaded");
             true
         }
         Err(e) => {
             live.metrics.reload(false);
+            live.note_reload(Some(e.to_string()));
             tracing::error!(source = %source.name(), "reload rejected, the running configuration keeps serving:\n{e}");
             false
         }

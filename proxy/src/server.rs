@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::reload::{Live, Source};
 use crate::service::Vigie;
 use crate::snapshot::{Snapshot, SnapshotHandle};
+use crate::status::StatusPage;
 use crate::tls;
 use vigie_acme::{CertResolver, Http01Tokens, Manager};
 
@@ -110,6 +111,7 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
         acme_wake: acme_wake.clone(),
         metrics: metrics.clone(),
         access_log: access_log.clone(),
+        last_reload: Default::default(),
     };
     let vigie = || {
         Vigie::new(
@@ -186,7 +188,15 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
     }
 
     if let Some(addr) = server_cfg.admin {
-        let admin_app = Admin::new(live.clone(), Some(manager.clone()), metrics.clone());
+        let page = StatusPage::new(
+            live.clone(),
+            Some(manager.clone()),
+            metrics.clone(),
+            Some(addr),
+        );
+        server.add_service(background_service("vigie status history", page.sampler()));
+        let admin_app =
+            Admin::new(live.clone(), Some(manager.clone()), metrics.clone()).with_status(page);
         let mut admin = Service::new("vigie admin".to_string(), admin_app);
         admin.add_tcp_with_settings(&addr.to_string(), tcp_options(&addr));
         server.add_service(admin);

@@ -339,14 +339,17 @@ impl ProxyHttp for Vigie {
         Ok(())
     }
 
-    /// Time to the upstream's response header.
+    /// Time to the upstream's response header, also counted on the server (status page).
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
-        _resp: &mut pingora::http::ResponseHeader,
+        resp: &mut pingora::http::ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         ctx.upstream_time = ctx.upstream_started.map(|s| s.elapsed());
+        if let (Some(server), Some(t)) = (&ctx.inflight, ctx.upstream_time) {
+            server.response(t, resp.status.as_u16());
+        }
         Ok(())
     }
 
@@ -426,7 +429,11 @@ impl ProxyHttp for Vigie {
 
     /// vigie's own error page (413, 502, 503, 504...) when the response has not started.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        ctx.inflight = None;
+        if let Some(server) = ctx.inflight.take() {
+            if e.esource() == &ErrorSource::Upstream {
+                server.failure();
+            }
+        }
         let status = status_for(e);
         if status > 0 && session.response_written().is_none() {
             // The connection is not reused after this answer (below): say so, or a client

@@ -24,6 +24,9 @@ use pingora::protocols::l4::socket::SocketAddr as PSocketAddr;
 use rand::Rng;
 use vigie_config::{Balance, ServerAddr, Upstream};
 
+mod stats;
+pub use self::stats::{quantile_ms, LatencyCounts, ServerStats};
+
 /// Why an upstream group could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -59,6 +62,8 @@ pub struct ServerState {
     window_start_ms: AtomicU64,
     /// Marked down passively until this time, in ms since the group's epoch (0 = not down).
     down_until_ms: AtomicU64,
+    /// Latency, errors and health notes, for the status page.
+    pub stats: ServerStats,
 }
 
 impl ServerState {
@@ -71,6 +76,19 @@ impl ServerState {
 /// Holds one in-flight slot on a server; the slot is released on drop.
 #[derive(Debug)]
 pub struct InflightGuard(Arc<ServerState>);
+
+impl InflightGuard {
+    /// The server's response header arrived `elapsed` after it was chosen (see
+    /// [`ServerStats::response`]).
+    pub fn response(&self, elapsed: Duration, status: u16) {
+        self.0.stats.response(elapsed, status);
+    }
+
+    /// The exchange with the server broke (see [`ServerStats::failure`]).
+    pub fn failure(&self) {
+        self.0.stats.failure();
+    }
+}
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {
@@ -146,7 +164,10 @@ where
     LoadBalancer::from_backends(Backends::new(discovery))
 }
 
-fn health_check(cfg: &Upstream) -> Result<Option<HttpHealthCheck>, UpstreamError> {
+fn health_check(
+    cfg: &Upstream,
+    servers: &HashMap<SocketAddr, Arc<ServerState>>,
+) -> Result<Option<stats::ObservedCheck>, UpstreamError> {
     let Some(h) = &cfg.health else {
         return Ok(None);
     };
@@ -193,14 +214,31 @@ fn health_check(cfg: &Upstream) -> Result<Option<HttpHealthCheck>, UpstreamError
             )
         }
     }));
-    Ok(Some(check))
+    Ok(Some(stats::ObservedCheck {
+        inner: check,
+        servers: servers.clone(),
+    }))
 }
 
 impl UpstreamGroup {
     /// Build a group over `backends` (from [`resolve_backends`]): the selector and the
     /// health check.
     pub fn new(cfg: &Upstream, backends: Vec<Backend>) -> Result<Self, UpstreamError> {
-        let hc = health_check(cfg)?;
+        let mut servers = HashMap::new();
+        let mut order = Vec::new();
+        for b in &backends {
+            if let Some(addr) = b.as_inet() {
+                order.push(*addr);
+                servers.insert(
+                    *addr,
+                    Arc::new(ServerState {
+                        weight: b.weight.max(1),
+                        ..Default::default()
+                    }),
+                );
+            }
+        }
+        let hc = health_check(cfg, &servers)?;
         let selector = match cfg.balance {
             Balance::Hash(_) => {
                 let mut lb = load_balancer::<KetamaHashing>(&backends);
@@ -227,20 +265,6 @@ impl UpstreamGroup {
                 group: cfg.name.clone(),
                 reason,
             });
-        }
-        let mut servers = HashMap::new();
-        let mut order = Vec::new();
-        for b in &backends {
-            if let Some(addr) = b.as_inet() {
-                order.push(*addr);
-                servers.insert(
-                    *addr,
-                    Arc::new(ServerState {
-                        weight: b.weight.max(1),
-                        ..Default::default()
-                    }),
-                );
-            }
         }
         Ok(UpstreamGroup {
             config: cfg.clone(),
@@ -287,6 +311,22 @@ impl UpstreamGroup {
             weight: self.servers.get(addr).map_or(1, |s| s.weight),
             ext: Default::default(),
         })
+    }
+
+    /// The latency, error and health notes of `addr`.
+    pub fn server_stats(&self, addr: &SocketAddr) -> Option<&ServerStats> {
+        self.servers.get(addr).map(|s| &s.stats)
+    }
+
+    /// How much longer `addr` stays marked down after failures (`None`: it is not).
+    pub fn passively_down_for(&self, addr: &SocketAddr) -> Option<Duration> {
+        let until = self
+            .servers
+            .get(addr)?
+            .down_until_ms
+            .load(Ordering::Relaxed);
+        let now = self.now_ms();
+        (until > now).then(|| Duration::from_millis(until - now))
     }
 
     /// Requests in flight to `addr` now.
@@ -404,6 +444,7 @@ impl UpstreamGroup {
         let Some(state) = self.servers.get(addr) else {
             return;
         };
+        state.stats.failure();
         if self.config.max_fails == 0 {
             return;
         }

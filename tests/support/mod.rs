@@ -7,6 +7,7 @@
 pub mod acme_stub;
 pub mod adversary;
 pub mod attack;
+pub mod browser;
 pub mod ca_proxy;
 pub mod h2raw;
 pub mod nginx;

@@ -60,8 +60,18 @@ impl Origin {
         Self::start_with(name, true).await
     }
 
+    /// Start an origin named `name` on `addr` (e.g. again on the address of one stopped).
+    pub async fn start_at(name: &str, addr: SocketAddr) -> Origin {
+        Self::start_on(name, false, addr).await
+    }
+
     async fn start_with(name: &str, h2c: bool) -> Origin {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        Self::start_on(name, h2c, any).await
+    }
+
+    async fn start_on(name: &str, h2c: bool, addr: SocketAddr) -> Origin {
+        let listener = TcpListener::bind(addr).await.expect("bind origin");
         let addr = listener.local_addr().expect("origin addr");
         let state = Arc::new(State {
             name: name.to_string(),

@@ -128,6 +128,8 @@ pub struct Status {
     pub waiting: Option<String>,
     /// The profile the served certificate was ordered under.
     pub profile: Option<String>,
+    /// The CA's suggested renewal window (ARI, RFC 9773) when it gave one: start and end.
+    pub ari_window: Option<(SystemTime, SystemTime)>,
     /// Certificates obtained since start.
     pub issued: u64,
     /// Orders failed since start.
@@ -440,14 +442,19 @@ impl Manager {
         };
         let current = current.map(|m| {
             let by = m.ordered_by.clone();
-            (m.info.clone(), m.renew_at, m.profile.clone(), by)
+            let ari = match m.schedule.source {
+                schedule::Source::Ari { start, end } => Some((start, end)),
+                schedule::Source::Lifetime => None,
+            };
+            (m.info.clone(), m.renew_at, m.profile.clone(), by, ari)
         });
         if let Some(st) = state.status.get_mut(&key) {
-            if let Some((info, renew_at, profile, by)) = current {
+            if let Some((info, renew_at, profile, by, ari)) = current {
                 st.cert = Some(info);
                 st.renew_at = Some(renew_at);
                 st.profile = profile;
                 st.ordered_by = by;
+                st.ari_window = ari;
             }
             st.waiting = waiting;
         }
