@@ -15,6 +15,8 @@
 //!   otherwise at half of the lifetime (10 days or less) or with a third left (longer); see
 //!   [`schedule`] for the rules. Renewal orders name the certificate they replace when the
 //!   CA has ARI.
+//! - with several CAs (`[[acme.ca]]`), a site whose CA keeps failing moves to the next one;
+//!   see [`fallback`] for the rule. Each CA has its own account.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -31,6 +33,7 @@ use crate::resolver::{CertResolver, CertTable};
 
 mod account;
 mod challenge;
+mod fallback;
 mod http;
 mod order;
 mod schedule;
@@ -98,6 +101,8 @@ pub struct Status {
     pub issued: u64,
     /// Orders failed since start.
     pub failed: u64,
+    /// Directory URL of the CA that issued the served certificate (`None`: not recorded).
+    pub ca: Option<String>,
 }
 
 struct Managed {
@@ -106,6 +111,8 @@ struct Managed {
     renew_at: SystemTime,
     schedule: Schedule,
     profile: Option<String>,
+    /// Directory of the CA that issued it.
+    ca: Option<String>,
 }
 
 impl Managed {
@@ -123,6 +130,7 @@ impl Managed {
             renew_at,
             schedule,
             profile: None,
+            ca: None,
         }
     }
 }
@@ -137,7 +145,9 @@ enum Hold {
 
 #[derive(Default)]
 struct State {
-    account: Option<(String, Account)>,
+    /// Accounts by directory URL.
+    accounts: HashMap<String, Account>,
+    positions: fallback::Positions,
     certs: HashMap<String, Managed>,
     status: BTreeMap<String, Status>,
     forced: HashSet<String>,
@@ -154,6 +164,8 @@ pub struct Manager {
     retry_base: Duration,
     retry_cap: Duration,
     traffic: Arc<CaTraffic>,
+    timeout: Duration,
+    fallbacks: fallback::Counts,
 }
 
 impl std::fmt::Debug for Manager {
@@ -182,6 +194,9 @@ pub enum AcmeError {
     /// The issued certificate was unusable.
     #[error(transparent)]
     Cert(#[from] crate::pem::CertError),
+    /// The External Account Binding key could not be had, or the CA refused the binding.
+    #[error("external account binding: {0}")]
+    Eab(String),
     /// The configured profile is not one the directory advertises.
     #[error("profile \"{profile}\" is not offered by {directory}: {offered}")]
     Profile {
@@ -238,6 +253,8 @@ impl Manager {
             retry_base: Duration::from_secs(60),
             retry_cap: Duration::from_secs(6 * 3600),
             traffic: Arc::new(CaTraffic::default()),
+            timeout: Duration::from_secs(30),
+            fallbacks: fallback::Counts::default(),
         })
     }
 
@@ -330,6 +347,7 @@ impl Manager {
         if !state.certs.contains_key(&key) {
             if let Some(mut m) = self.load_stored(names) {
                 m.profile = self.stored_profile(names);
+                m.ca = self.stored_ca(names);
                 tracing::info!(site = %key, not_after = ?m.info.not_after, "using the stored certificate");
                 state.certs.insert(key.clone(), m);
             }
@@ -378,12 +396,16 @@ impl Manager {
             (None, Some(m)) => Some(Self::schedule_words(m)),
             (None, None) => None,
         };
-        let current = current.map(|m| (m.info.clone(), m.renew_at, m.profile.clone()));
+        let current = current.map(|m| {
+            let ca = m.ca.clone();
+            (m.info.clone(), m.renew_at, m.profile.clone(), ca)
+        });
         if let Some(st) = state.status.get_mut(&key) {
-            if let Some((info, renew_at, profile)) = current {
+            if let Some((info, renew_at, profile, ca)) = current {
                 st.cert = Some(info);
                 st.renew_at = Some(renew_at);
                 st.profile = profile;
+                st.ca = ca;
             }
             st.waiting = waiting;
         }
@@ -396,7 +418,8 @@ impl Manager {
         let Some(mut m) = state.certs.remove(key) else {
             return;
         };
-        match self.account(state, acme).await {
+        let acme = Self::issuer_view(acme, m.ca.as_deref());
+        match self.account(state, &acme).await {
             Ok(account) => self.refresh_schedule(&account, &mut m).await,
             Err(e) => {
                 tracing::warn!(site = %key, error = %e,
@@ -423,14 +446,10 @@ impl Manager {
         let names = &wanted.names;
         tracing::info!(site = %key, names = ?names, directory = %acme.directory,
             profile = ?wanted.profile, "ordering a certificate");
-        self.traffic.take_retry_after();
-        match self
-            .order(state, acme, names, wanted.profile.as_deref(), true)
-            .await
-        {
+        match self.order_fallback(state, acme, wanted, key).await {
             Ok(m) => {
                 tracing::info!(site = %key, serial = %m.info.serial, not_after = ?m.info.not_after,
-                    renew_at = ?m.renew_at, "certificate issued and installed");
+                    renew_at = ?m.renew_at, ca = ?m.ca, "certificate issued and installed");
                 state.certs.insert(key.to_string(), m);
                 state.forced.remove(key);
                 state.holds.remove(key);
@@ -440,8 +459,7 @@ impl Manager {
                 st.last_error = None;
                 st.issued += 1;
             }
-            Err(e) => {
-                let retry_after = self.traffic.take_retry_after();
+            Err((e, retry_after)) => {
                 let limited = e.is_rate_limited();
                 let st = state.status.entry(key.to_string()).or_default();
                 st.failures += 1;
