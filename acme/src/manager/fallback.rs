@@ -77,6 +77,17 @@ fn switch_now(
     None
 }
 
+/// With several CAs, which one the site's next order goes to, for `vigie cert list`'s
+/// waiting column (empty with one CA).
+pub(super) fn next_ca_words(state: &State, acme: &Acme, key: &str) -> String {
+    let cas = acme.cas();
+    if cas.len() < 2 {
+        return String::new();
+    }
+    let at = state.positions.0.get(key).map_or(0, |p| p.ca % cas.len());
+    format!(" at CA {} of {} ({})", at + 1, cas.len(), cas[at].directory)
+}
+
 impl Manager {
     /// Moves to another CA since start: (from directory, to directory, count).
     pub fn fallbacks(&self) -> Vec<(String, String, u64)> {

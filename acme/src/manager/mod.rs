@@ -392,7 +392,10 @@ impl Manager {
             (None, None) => SystemTime::now() + self.retry_base,
         };
         let waiting = match (retry_at, current) {
-            (Some(r), _) => Some(Self::hold_words(hold, r, state.status.get(&key))),
+            (Some(r), _) => Some(
+                Self::hold_words(hold, r, state.status.get(&key))
+                    + &fallback::next_ca_words(state, acme, &key),
+            ),
             (None, Some(m)) => Some(Self::schedule_words(m)),
             (None, None) => None,
         };
