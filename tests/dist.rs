@@ -161,7 +161,7 @@ async fn alerts_and_dashboard_use_metrics_vigie_exports() {
     let alerts: serde_yaml::Value = serde_yaml::from_str(&dist("dist/alerts.yml")).unwrap();
     let rules = alerts["groups"][0]["rules"].as_sequence().unwrap();
     let names: Vec<&str> = rules.iter().filter_map(|r| r["alert"].as_str()).collect();
-    assert_eq!(names.len(), 5, "{names:?}");
+    assert_eq!(names.len(), 6, "{names:?}");
     let dashboard: serde_json::Value =
         serde_json::from_str(&dist("dist/grafana-dashboard.json")).unwrap();
     let mut exprs: Vec<String> = rules
@@ -171,12 +171,13 @@ async fn alerts_and_dashboard_use_metrics_vigie_exports() {
     for p in dashboard["panels"].as_array().unwrap() {
         exprs.push(p["targets"][0]["expr"].as_str().unwrap().to_string());
     }
-    // A running vigie with each kind of metric (an ACME site whose CA is unreachable, so
-    // that its failed order is counted).
+    // A running vigie with each kind of metric (an ACME site whose two CAs are unreachable,
+    // so that its failed order and its fallback to the second CA are counted).
     let o = Origin::start("app").await;
     let cfg = format!(
         "[server]\nhttp = [\"{{http}}\"]\nhttps = [\"{{https}}\"]\nadmin = \"{{admin}}\"\nstate_dir = \"{{state}}\"\n\
-         [acme]\ndirectory = \"https://127.0.0.1:1/dir\"\n\
+         [[acme.ca]]\ndirectory = \"https://127.0.0.1:1/dir\"\n\
+         [[acme.ca]]\ndirectory = \"https://127.0.0.1:2/dir\"\n\
          [limits.ip]\nrate = \"10/s\"\n[upstreams.app]\nservers = [\"{}\"]\n\
          [[sites]]\nnames = [\"localhost\"]\ntls = \"internal\"\nlimit = \"ip\"\n[[sites.routes]]\npath = \"/\"\nupstream = \"app\"\n\
          [[sites]]\nnames = [\"acme.example.com\"]\ntls = \"acme\"\n[[sites.routes]]\npath = \"/\"\nrespond = {{}}\n",
@@ -197,7 +198,10 @@ async fn alerts_and_dashboard_use_metrics_vigie_exports() {
     crate::support::wait_until(
         std::time::Duration::from_secs(5),
         "a counted request",
-        || async { v.metrics().await.contains("vigie_acme_orders_total{") },
+        || async {
+            let m = v.metrics().await;
+            m.contains("vigie_acme_orders_total{") && m.contains("vigie_acme_fallback_total{")
+        },
     )
     .await;
     let exported = v.metrics().await;

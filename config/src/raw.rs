@@ -29,7 +29,7 @@ pub(crate) type StrMap = BTreeMap<Spanned<String>, Spanned<String>>;
 pub(crate) struct RawConfig {
     pub(crate) server: Option<RawServer>,
     pub(crate) tls: Option<Spanned<RawTls>>,
-    pub(crate) acme: Option<Spanned<RawAcme>>,
+    pub(crate) acme: Option<RawAcme>,
     pub(crate) cluster: Option<Spanned<RawCluster>>,
     pub(crate) client_ip: Option<RawClientIp>,
     #[serde(default)]
@@ -81,9 +81,11 @@ pub(crate) struct RawAcme {
     pub(crate) directory: Option<Str>,
     pub(crate) challenge: Option<Str>,
     pub(crate) ca_roots: Option<Str>,
-    pub(crate) eab: Option<RawEab>,
+    pub(crate) eab: Option<Spanned<RawEab>>,
     pub(crate) dns_hook: Option<Str>,
     pub(crate) profile: Option<Str>,
+    /// `[[acme.ca]]`: the CAs in order of preference (instead of `directory`).
+    pub(crate) ca: Option<Spanned<Vec<Spanned<RawAcmeCa>>>>,
 }
 
 /// `[cluster]`: several instances sharing certificates through Redis.
@@ -101,12 +103,26 @@ pub(crate) struct RawCluster {
     pub(crate) poll: Option<Str>,
 }
 
-/// `[acme] eab = { kid, hmac_key }`.
+/// `[[acme.ca]]`: one CA of the fallback list.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table with `kid` and `hmac_key`")]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawAcmeCa {
+    pub(crate) directory: Option<Str>,
+    pub(crate) ca_roots: Option<Str>,
+    pub(crate) eab: Option<Spanned<RawEab>>,
+}
+
+/// `eab = { kid, hmac_key_file | hmac_key_env | hmac_key }`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table with `kid` and `hmac_key_file`"
+)]
 pub(crate) struct RawEab {
-    pub(crate) kid: Str,
-    pub(crate) hmac_key: Str,
+    pub(crate) kid: Option<Str>,
+    pub(crate) hmac_key: Option<Str>,
+    pub(crate) hmac_key_file: Option<Str>,
+    pub(crate) hmac_key_env: Option<Str>,
 }
 
 /// `[client_ip]`.

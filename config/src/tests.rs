@@ -145,6 +145,7 @@ fn type_errors_read_as_config_words() {
     );
 }
 
+mod acme_cas;
 mod at_once;
 mod bad;
 mod cluster;

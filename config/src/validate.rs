@@ -1,5 +1,6 @@
 //! Raw TOML -> validated [`Config`], collecting every error with its position.
 
+mod acme;
 mod cache;
 mod checked;
 mod cluster;

@@ -88,7 +88,12 @@ impl Admin {
             }
             acme.push((s.names.join(","), s.issued, s.failed));
         }
-        let body = self.metrics.render(&snap, &certs, &acme);
+        let fallbacks = self
+            .manager
+            .as_ref()
+            .map(|m| m.fallbacks())
+            .unwrap_or_default();
+        let body = self.metrics.render(&snap, &certs, &acme, &fallbacks);
         Response::builder()
             .status(200)
             .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")
@@ -113,15 +118,16 @@ fn date(t: Option<SystemTime>) -> String {
 }
 
 /// One line per site, tab-separated: names, issuer, not-after, renew-at, serial, failures,
-/// error, and why it is waiting (renewal rule, back-off, rate limit or Retry-After).
+/// error, profile, why it is waiting (renewal rule, back-off, rate limit or Retry-After), and
+/// the directory of the CA that issued the certificate.
 pub fn format_status(list: &[Status]) -> String {
     let mut out = String::from(
-        "names\tissuer\tnot_after\trenew_at\tserial\tfailures\tlast_error\tprofile\twaiting\n",
+        "names\tissuer\tnot_after\trenew_at\tserial\tfailures\tlast_error\tprofile\twaiting\tca\n",
     );
     for s in list {
         let cert = s.cert.as_ref();
         out.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
             s.names.join(","),
             cert.map_or("-", |c| c.issuer.as_str()),
             date(cert.map(|c| c.not_after)),
@@ -131,6 +137,7 @@ pub fn format_status(list: &[Status]) -> String {
             s.last_error.as_deref().unwrap_or("-"),
             s.profile.as_deref().unwrap_or("-"),
             s.waiting.as_deref().unwrap_or("-"),
+            s.ca.as_deref().unwrap_or("-"),
         ));
     }
     out
@@ -283,6 +290,9 @@ impl Admin {
         }
         manager.request(name, force).await;
         manager.run_once(acme, &sites).await;
+        // The background pass recomputes when to wake: a failed forced renewal is retried
+        // after its back-off, not at the background's earlier (possibly hour-long) wake-up.
+        self.live.acme_wake.notify_one();
         let list: Vec<Status> = manager
             .status()
             .into_iter()

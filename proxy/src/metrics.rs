@@ -42,6 +42,7 @@ pub struct Metrics {
     limit_clients: IntGaugeVec,
     cert_not_after: IntGaugeVec,
     acme_orders: IntCounterVec,
+    acme_fallback: IntCounterVec,
     connections_refused: IntCounter,
     cache_requests: IntCounterVec,
     cache_bytes: IntGaugeVec,
@@ -230,6 +231,12 @@ impl Metrics {
                 "ACME orders by result.",
                 &["site", "result"],
             ),
+            acme_fallback: counter(
+                &r,
+                "vigie_acme_fallback_total",
+                "Sites moved from one ACME CA to the next of [[acme.ca]], by directory URL.",
+                &["from", "to"],
+            ),
             connections_refused: {
                 let c = IntCounter::new(
                     "vigie_connections_refused_total",
@@ -361,6 +368,7 @@ impl Metrics {
         snap: &Snapshot,
         certs: &[(String, &'static str, SystemTime)],
         acme: &[(String, u64, u64)],
+        fallbacks: &[(String, String, u64)],
     ) -> Vec<u8> {
         self.server_up.reset();
         self.server_in_flight.reset();
@@ -426,6 +434,13 @@ impl Metrics {
                 m.reset();
                 m.inc_by(v);
             }
+        }
+        for (from, to, n) in fallbacks {
+            let m = self
+                .acme_fallback
+                .with_label_values(&[from.as_str(), to.as_str()]);
+            m.reset();
+            m.inc_by(*n);
         }
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);

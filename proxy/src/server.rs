@@ -136,6 +136,16 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
         let (store, node) = crate::cluster::store(cluster, &state)?;
         manager = manager.with_store(store, &node);
     }
+    // Deadline of each request to a CA (a CA that hangs counts as unreachable, so a site
+    // falls back to the next CA of [[acme.ca]]); default 30 s.
+    if let Some(timeout) = std::env::var("VIGIE_ACME_TIMEOUT_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map(std::time::Duration::from_secs_f64)
+    {
+        manager = manager.with_timeout(timeout);
+    }
     {
         let snap = handle.load();
         if snap.config.acme.is_some() {

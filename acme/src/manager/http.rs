@@ -4,6 +4,11 @@
 //! instant-acme turns an error answer into a `Problem` and drops its headers, so the
 //! `Retry-After` of a `rateLimited` (or 503) answer would be lost. This wrapper keeps the
 //! latest one in [`CaTraffic`], and counts every request sent to the CA.
+//!
+//! Every request has a deadline: a CA that accepts the connection and then says nothing
+//! fails the request instead of holding the order (and the manager's lock) forever. A
+//! request that got no answer (connect or TLS error, deadline) or a 5xx answer marks the CA
+//! unreachable, which the fallback policy reads.
 
 use std::future::Future;
 use std::path::Path;
@@ -27,6 +32,7 @@ use super::AcmeError;
 pub(super) struct CaTraffic {
     requests: AtomicU64,
     retry_after: Mutex<Option<SystemTime>>,
+    unreachable: Mutex<Option<String>>,
 }
 
 impl CaTraffic {
@@ -40,10 +46,24 @@ impl CaTraffic {
         self.retry_after.lock().ok().and_then(|mut r| r.take())
     }
 
+    /// Take (and clear) why the CA was last found unreachable: no answer, or a 5xx one.
+    pub(super) fn take_unreachable(&self) -> Option<String> {
+        self.unreachable.lock().ok().and_then(|mut r| r.take())
+    }
+
+    fn unreachable(&self, why: String) {
+        if let Ok(mut r) = self.unreachable.lock() {
+            *r = Some(why);
+        }
+    }
+
     fn note(&self, rsp: &BytesResponse) {
         let status = rsp.parts.status;
         if status.is_success() || status.is_redirection() {
             return;
+        }
+        if status.is_server_error() {
+            self.unreachable(format!("the CA answered {status}"));
         }
         let Some(at) = rsp
             .parts
@@ -75,11 +95,17 @@ type Inner = Client<hyper_rustls::HttpsConnector<HttpConnector>, BodyWrapper<Byt
 pub(super) struct CaClient {
     inner: Inner,
     traffic: Arc<CaTraffic>,
+    timeout: Duration,
 }
 
 impl CaClient {
-    /// A client trusting the platform's roots, or only the PEM certificates in `roots`.
-    pub(super) fn new(roots: Option<&Path>, traffic: Arc<CaTraffic>) -> Result<Self, AcmeError> {
+    /// A client trusting the platform's roots, or only the PEM certificates in `roots`;
+    /// each request fails after `timeout` without an answer.
+    pub(super) fn new(
+        roots: Option<&Path>,
+        traffic: Arc<CaTraffic>,
+        timeout: Duration,
+    ) -> Result<Self, AcmeError> {
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
         let builder = match roots {
             None => builder.try_with_platform_verifier().map_err(|e| {
@@ -116,6 +142,7 @@ impl CaClient {
         Ok(CaClient {
             inner: Client::builder(TokioExecutor::new()).build(connector),
             traffic,
+            timeout,
         })
     }
 }
@@ -128,10 +155,26 @@ impl HttpClient for CaClient {
         self.traffic.requests.fetch_add(1, Ordering::Relaxed);
         let fut = HttpClient::request(&self.inner, req);
         let traffic = self.traffic.clone();
+        let timeout = self.timeout;
         Box::pin(async move {
-            let rsp = fut.await?;
-            traffic.note(&rsp);
-            Ok(rsp)
+            match tokio::time::timeout(timeout, fut).await {
+                Ok(Ok(rsp)) => {
+                    traffic.note(&rsp);
+                    Ok(rsp)
+                }
+                Ok(Err(e)) => {
+                    traffic.unreachable(format!("no answer from the CA: {e}"));
+                    Err(e)
+                }
+                Err(_) => {
+                    let why = format!("no answer from the CA within {}s", timeout.as_secs_f64());
+                    traffic.unreachable(why.clone());
+                    Err(instant_acme::Error::Other(Box::new(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        why,
+                    ))))
+                }
+            }
         })
     }
 }

@@ -134,14 +134,10 @@ impl Manager {
         let names = &wanted.names;
         tracing::info!(site = %key, names = ?names, directory = %acme.directory,
             profile = ?wanted.profile, "ordering a certificate");
-        self.traffic.take_retry_after();
-        match self
-            .order(state, acme, names, wanted.profile.as_deref(), Some(lock))
-            .await
-        {
+        match self.order_fallback(state, acme, wanted, key, lock).await {
             Ok(m) => {
                 tracing::info!(site = %key, serial = %m.info.serial, not_after = ?m.info.not_after,
-                    renew_at = ?m.renew_at, "certificate issued and installed");
+                    renew_at = ?m.renew_at, ca = ?m.ca, "certificate issued and installed");
                 state.certs.insert(key.to_string(), m);
                 state.forced.remove(key);
                 state.holds.remove(key);
@@ -151,8 +147,7 @@ impl Manager {
                 st.last_error = None;
                 st.issued += 1;
             }
-            Err(e) => {
-                let retry_after = self.traffic.take_retry_after();
+            Err((e, retry_after)) => {
                 let limited = e.is_rate_limited();
                 let served_until = state.certs.get(key).map(|m| m.info.not_after);
                 let st = state.status.entry(key.to_string()).or_default();

@@ -20,6 +20,8 @@
 //!   otherwise at half of the lifetime (10 days or less) or with a third left (longer); see
 //!   `schedule` for the rules. Renewal orders name the certificate they replace when the
 //!   CA has ARI.
+//! - with several CAs (`[[acme.ca]]`), a site whose CA keeps failing moves to the next one;
+//!   see [`fallback`] for the rule. Each CA has its own account.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -38,6 +40,7 @@ use crate::store::{LockOutcome, SharedStore};
 
 mod account;
 mod challenge;
+mod fallback;
 mod http;
 mod locked;
 mod order;
@@ -136,6 +139,8 @@ pub struct Status {
     pub failed: u64,
     /// In a cluster: the node that ordered the served certificate and its lock's fence.
     pub ordered_by: Option<(String, u64)>,
+    /// Directory URL of the CA that issued the served certificate (`None`: not recorded).
+    pub ca: Option<String>,
 }
 
 struct Managed {
@@ -145,6 +150,8 @@ struct Managed {
     schedule: Schedule,
     profile: Option<String>,
     ordered_by: Option<(String, u64)>,
+    /// Directory of the CA that issued it.
+    ca: Option<String>,
 }
 
 impl Managed {
@@ -163,6 +170,7 @@ impl Managed {
             schedule,
             profile: None,
             ordered_by: None,
+            ca: None,
         }
     }
 }
@@ -181,7 +189,9 @@ enum Hold {
 
 #[derive(Default)]
 struct State {
-    account: Option<(String, Account)>,
+    /// Accounts by directory URL.
+    accounts: HashMap<String, Account>,
+    positions: fallback::Positions,
     certs: HashMap<String, Managed>,
     status: BTreeMap<String, Status>,
     forced: HashSet<String>,
@@ -203,6 +213,8 @@ pub struct Manager {
     retry_base: Duration,
     retry_cap: Duration,
     traffic: Arc<CaTraffic>,
+    timeout: Duration,
+    fallbacks: fallback::Counts,
 }
 
 impl std::fmt::Debug for Manager {
@@ -231,6 +243,9 @@ pub enum AcmeError {
     /// The issued certificate was unusable.
     #[error(transparent)]
     Cert(#[from] crate::pem::CertError),
+    /// The External Account Binding key could not be had, or the CA refused the binding.
+    #[error("external account binding: {0}")]
+    Eab(String),
     /// The configured profile is not one the directory advertises.
     #[error("profile \"{profile}\" is not offered by {directory}: {offered}")]
     Profile {
@@ -277,6 +292,8 @@ impl Manager {
             retry_base: Duration::from_secs(60),
             retry_cap: Duration::from_secs(6 * 3600),
             traffic: Arc::new(CaTraffic::default()),
+            timeout: Duration::from_secs(30),
+            fallbacks: fallback::Counts::default(),
         })
     }
 
@@ -431,12 +448,10 @@ impl Manager {
             (None, None) => SystemTime::now() + self.retry_base,
         };
         let waiting = match (retry_at, current) {
-            (Some(r), _) => Some(Self::hold_words(
-                hold,
-                r,
-                state.status.get(&key),
-                state.waiting.get(&key),
-            )),
+            (Some(r), _) => Some(
+                Self::hold_words(hold, r, state.status.get(&key), state.waiting.get(&key))
+                    + &fallback::next_ca_words(state, acme, &key),
+            ),
             (None, Some(m)) => Some(Self::schedule_words(m)),
             (None, None) => None,
         };
@@ -446,15 +461,23 @@ impl Manager {
                 schedule::Source::Ari { start, end } => Some((start, end)),
                 schedule::Source::Lifetime => None,
             };
-            (m.info.clone(), m.renew_at, m.profile.clone(), by, ari)
+            (
+                m.info.clone(),
+                m.renew_at,
+                m.profile.clone(),
+                by,
+                ari,
+                m.ca.clone(),
+            )
         });
         if let Some(st) = state.status.get_mut(&key) {
-            if let Some((info, renew_at, profile, by, ari)) = current {
+            if let Some((info, renew_at, profile, by, ari, ca)) = current {
                 st.cert = Some(info);
                 st.renew_at = Some(renew_at);
                 st.profile = profile;
                 st.ordered_by = by;
                 st.ari_window = ari;
+                st.ca = ca;
             }
             st.waiting = waiting;
         }
@@ -467,7 +490,8 @@ impl Manager {
         let Some(mut m) = state.certs.remove(key) else {
             return;
         };
-        match self.account(state, acme).await {
+        let acme = Self::issuer_view(acme, m.ca.as_deref());
+        match self.account(state, &acme).await {
             Ok(account) => self.refresh_schedule(&account, &mut m).await,
             Err(e) => {
                 tracing::warn!(site = %key, error = %e,

@@ -104,10 +104,8 @@ impl Manager {
     /// Returns the facts of the certificate the CA issued.
     pub async fn dry_run(&self, acme: &Acme, names: &[String]) -> Result<CertInfo, AcmeError> {
         let mut state = self.state.lock().await;
-        let previous = state.account.take();
+        // The dry run's account (one per directory, like any other) stays for next time.
         let result = self.order(&mut state, acme, names, None, None).await;
-        // The dry run's account stays on disk for next time; the cached one is restored.
-        state.account = previous;
         result.map(|m| m.info)
     }
 
@@ -149,7 +147,7 @@ impl Manager {
                     tracing::warn!(
                         "the ACME server does not know the stored account: registering a new one"
                     );
-                    state.account = None;
+                    state.accounts.remove(&acme.directory);
                     self.set_aside_account(acme).await;
                     let account = self.account(state, acme).await?;
                     let order = place_order(&account, &ids, profile, replaces.as_ref()).await?;
@@ -168,6 +166,7 @@ impl Manager {
         let info = info(&leaf[0], "issued certificate")?;
         let mut m = Managed::loaded(ck, info);
         m.profile = profile.map(str::to_string);
+        m.ca = Some(acme.directory.clone());
         self.refresh_schedule(&account, &mut m).await;
         let Some(lock) = lock else { return Ok(m) };
         let stored = StoredCert {
@@ -175,6 +174,7 @@ impl Manager {
             key_pem: key,
             profile: profile.map(str::to_string),
             ordered_by: None,
+            ca: Some(acme.directory.clone()),
         };
         self.store
             .save_cert(&site_key(names), &stored, lock)

@@ -67,6 +67,7 @@ impl Manager {
                 Some(mut m) => {
                     m.profile = stored.profile.clone();
                     m.ordered_by = stored.ordered_by.clone();
+                    m.ca = stored.ca.clone();
                     Loaded::Usable(m)
                 }
                 None => Loaded::Nothing,

@@ -1,6 +1,6 @@
 //! The state directory as the store of an instance acting alone.
 //!
-//! Layout (unchanged since the first release): `certs/SITE/{cert.pem,key.pem,profile}` with
+//! Layout (unchanged since the first release): `certs/SITE/{cert.pem,key.pem,profile,ca}` with
 //! the key 0600, and `acme/DIRECTORY/account.json` (0600, in a 0700 directory). Every write
 //! is atomic ([`write_atomic`]); an unusable account file is renamed aside, never deleted.
 
@@ -69,11 +69,16 @@ impl DirStore {
             .ok()
             .map(|p| p.trim().to_string())
             .filter(|p| !p.is_empty());
+        let ca = std::fs::read_to_string(dir.join("ca"))
+            .ok()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty());
         Ok(Some(StoredCert {
             chain_pem: read(&cert)?,
             key_pem: read(&key)?,
             profile,
             ordered_by: None,
+            ca,
         }))
     }
 
@@ -90,6 +95,11 @@ impl DirStore {
                     cert.profile.as_deref().unwrap_or("").as_bytes(),
                     false,
                 )
+            })
+            // Which CA issued it (renewal information is asked of that one).
+            .and_then(|_| match &cert.ca {
+                Some(ca) => write_atomic(&dir.join("ca"), ca.as_bytes(), false),
+                None => Ok(()),
             })
             .map_err(err)
     }

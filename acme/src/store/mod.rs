@@ -34,6 +34,8 @@ pub struct StoredCert {
     pub profile: Option<String>,
     /// The node that ordered it and the fencing token of its lock (cluster only).
     pub ordered_by: Option<(String, u64)>,
+    /// Directory URL of the CA that issued it (`None`: not recorded).
+    pub ca: Option<String>,
 }
 
 impl std::fmt::Debug for StoredCert {

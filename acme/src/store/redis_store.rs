@@ -1,7 +1,7 @@
 //! A Redis shared by the instances of a `[cluster]`.
 //!
 //! Keys, all under the configured prefix `P`:
-//! - `Pcert:SITE`: JSON `{chain, key, profile, node, fence, at}`, the key sealed;
+//! - `Pcert:SITE`: JSON `{chain, key, profile, ca, node, fence, at}`, the key sealed;
 //! - `Paccount:DIRECTORY`: the account credentials, sealed;
 //! - `Plock:SITE` and `Pfence:SITE`: the order lock and its fencing counter ([`super::lock`]);
 //! - `Phttp01:TOKEN`: an HTTP-01 answer while its challenge is open (10-minute expiry);
@@ -72,6 +72,8 @@ struct CertRecord {
     chain: String,
     key: String,
     profile: Option<String>,
+    #[serde(default)]
+    ca: Option<String>,
     node: String,
     fence: u64,
     at: u64,
@@ -171,6 +173,7 @@ impl RedisStore {
                 .map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))?,
             profile: r.profile,
             ordered_by: Some((r.node, r.fence)),
+            ca: r.ca,
         })
     }
 
@@ -237,6 +240,7 @@ impl Store for RedisStore {
             chain: cert.chain_pem.clone(),
             key: self.key.seal(&name, cert.key_pem.as_bytes()),
             profile: cert.profile.clone(),
+            ca: cert.ca.clone(),
             node: self.settings.node.clone(),
             fence: lock.fence(),
             at: SystemTime::now()

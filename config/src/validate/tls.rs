@@ -2,16 +2,14 @@
 
 use toml::Spanned;
 
+use super::acme::DEFAULT_ACME_DIRECTORY;
 use super::values::parse_host_pattern;
 use super::Validator;
-use crate::model::{Acme, ChallengeKind, Eab, HostPattern, Site, TlsPolicy, TlsVersion};
+use crate::model::{Acme, ChallengeKind, HostPattern, Site, TlsPolicy, TlsVersion};
 use crate::raw::{RawAcme, RawTls};
 
-const DEFAULT_ACME_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
-
 impl Validator<'_> {
-    pub(super) fn acme(&mut self, raw: &Spanned<RawAcme>) -> Acme {
-        let a = raw.get_ref();
+    pub(super) fn acme(&mut self, a: &RawAcme) -> Acme {
         let email = a.email.as_ref().and_then(|e| {
             self.check(e, |e| {
                 if e.contains('@') && !e.starts_with('@') && !e.ends_with('@') {
@@ -23,24 +21,6 @@ impl Validator<'_> {
                 }
             })
         });
-        let directory = a
-            .directory
-            .as_ref()
-            .and_then(|d| {
-                self.check(d, |d| {
-                    if (d.starts_with("https://") || d.starts_with("http://"))
-                        && !d.contains(char::is_whitespace)
-                    {
-                        Ok(d.to_owned())
-                    } else {
-                        Err(format!(
-                            "invalid directory \"{d}\": expected an http:// or https:// URL, \
-                             like \"{DEFAULT_ACME_DIRECTORY}\""
-                        ))
-                    }
-                })
-            })
-            .unwrap_or_else(|| DEFAULT_ACME_DIRECTORY.to_owned());
         let challenge = a
             .challenge
             .as_ref()
@@ -67,31 +47,20 @@ impl Validator<'_> {
                 );
             }
         }
-        let eab = a.eab.as_ref().map(|e| {
-            for (s, what) in [(&e.kid, "kid"), (&e.hmac_key, "hmac_key")] {
-                if s.get_ref().is_empty() {
-                    self.error(
-                        s.span().start,
-                        format!("empty eab {what}: expected the value given by the CA"),
-                    );
-                }
-            }
-            Eab {
-                kid: e.kid.get_ref().clone(),
-                hmac_key: e.hmac_key.get_ref().clone(),
-            }
-        });
+        let mut cas = self.acme_cas(a).into_iter();
+        let first = cas.next().unwrap_or_else(|| default_acme().cas().remove(0));
         Acme {
             email,
-            directory,
+            directory: first.directory,
             challenge,
-            ca_roots: a.ca_roots.as_ref().map(|p| self.path(p, "ca_roots")),
-            eab,
+            ca_roots: first.ca_roots,
+            eab: first.eab,
             dns_hook,
             profile: a
                 .profile
                 .as_ref()
                 .and_then(|p| self.check(p, parse_profile)),
+            fallback: cas.collect(),
         }
     }
 
@@ -158,6 +127,7 @@ pub(super) fn default_acme() -> Acme {
         eab: None,
         dns_hook: None,
         profile: None,
+        fallback: Vec::new(),
     }
 }
 
