@@ -82,3 +82,34 @@ async fn the_site_profile_is_sent_and_a_rate_limit_with_retry_after_is_honoured(
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(stub.posts_to("/order").len(), 1, "{}", v.log());
 }
+
+/// A certificate stored under the site's profile is the one served after a restart, and it is
+/// not taken for a certificate of another profile: no order is sent (the stored profile used
+/// to be dropped when the certificates were loaded before the listeners opened, so every
+/// restart re-ordered a site with a `profile`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stored_certificate_keeps_its_profile_across_a_restart_and_is_not_reordered() {
+    let stub = AcmeStub::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let site = state.path().join("certs/profile.example.com");
+    std::fs::create_dir_all(&site).unwrap();
+    let (chain, key) = crate::support::tls::TestCa::new("stored").leaf(&["profile.example.com"]);
+    std::fs::write(site.join("cert.pem"), chain).unwrap();
+    std::fs::write(site.join("key.pem"), key).unwrap();
+    std::fs::write(site.join("profile"), "shortlived\n").unwrap();
+    let cfg = config(&stub, "", "profile = \"shortlived\"")
+        .replace("{state}", &state.path().display().to_string());
+    let v = Vigie::start_on(&cfg, Ports::new(), &[("VIGIE_ACME_RETRY_SECONDS", "1")]).await;
+    // The background pass has run once it has either scheduled the renewal or ordered.
+    wait_until(Duration::from_secs(30), "the first ACME pass", || async {
+        cert_list(&v).contains("renewal at") || !stub.posts_to("/order").is_empty()
+    })
+    .await;
+    assert!(stub.posts_to("/order").is_empty(), "{}", v.log());
+    let list = cert_list(&v);
+    let line = list
+        .lines()
+        .find(|l| l.starts_with("profile.example.com"))
+        .unwrap_or_default();
+    assert!(line.contains("shortlived"), "{list}");
+}

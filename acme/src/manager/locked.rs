@@ -101,7 +101,7 @@ impl Manager {
                     _ => tracing::info!(site = %key, not_after = ?m.info.not_after,
                         "using the stored certificate"),
                 }
-                state.certs.insert(key.to_string(), m);
+                state.certs.insert(key.to_string(), *m);
                 if state.waiting.remove(key).is_some() {
                     state.holds.remove(key);
                     if let Some(st) = state.status.get_mut(key) {

@@ -11,7 +11,7 @@ use super::*;
 /// What reading a site's stored certificate gave.
 pub(super) enum Loaded {
     /// A usable certificate for the site's names.
-    Usable(Managed),
+    Usable(Box<Managed>),
     /// Nothing usable (absent, unreadable, expired, other names): ordering may go ahead.
     Nothing,
     /// The store cannot say now (unreachable, or secrets that do not open with the key):
@@ -68,7 +68,7 @@ impl Manager {
                     m.profile = stored.profile.clone();
                     m.ordered_by = stored.ordered_by.clone();
                     m.ca = stored.ca.clone();
-                    Loaded::Usable(m)
+                    Loaded::Usable(Box::new(m))
                 }
                 None => Loaded::Nothing,
             },
@@ -117,7 +117,12 @@ impl Manager {
                 (same_names(&info.names, names) && info.not_after > SystemTime::now())
                     .then(|| Managed::loaded(ck, info))
             });
-            if let Some(m) = m {
+            if let Some(mut m) = m {
+                // What it was ordered under, so that a restart does not take it for a
+                // certificate of another profile (and re-order it).
+                m.profile = stored.profile.clone();
+                m.ordered_by = stored.ordered_by.clone();
+                m.ca = stored.ca.clone();
                 tracing::info!(site = %key, not_after = ?m.info.not_after, "using the stored certificate");
                 state.certs.insert(key, m);
             }

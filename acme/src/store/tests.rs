@@ -122,6 +122,7 @@ async fn redis_keeps_secrets_sealed_and_refuses_another_key() {
         key_pem: "-----BEGIN PRIVATE KEY-----\nsecret\n".into(),
         profile: Some("shortlived".into()),
         ordered_by: None,
+        ca: Some("https://ca/dir".into()),
     };
     let LockOutcome::Acquired(lock) = a.lock("site").await.unwrap() else {
         panic!()
