@@ -5,6 +5,7 @@
 mod support;
 
 mod acme;
+mod acme_ari;
 mod acme_fallback;
 mod acme_ip;
 mod acme_profiles;

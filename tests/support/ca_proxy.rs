@@ -9,9 +9,15 @@
 //!
 //! What is counted: one entry per HTTP request read (whatever the answer), plus one per TCP
 //! connection dropped unread while the CA is "unreachable".
+//!
+//! With [`CaProxy::with_ari`] it also plays the part of ARI (RFC 9773), which Pebble 2.4 does
+//! not have: the directory it forwards gains a `renewalInfo` URL, `GET /renewal-info/ID` is
+//! answered with a suggested window (fixed per certificate at its first query) and a
+//! `Retry-After`, and the JWS payloads of `newOrder` are kept so a test can read `replaces`.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -60,6 +66,7 @@ pub struct CaProxy {
     pub ca_roots: std::path::PathBuf,
     seen: Arc<Mutex<Vec<Seen>>>,
     fault: Arc<Mutex<Fault>>,
+    ari: Arc<Mutex<Option<Ari>>>,
     _dir: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
 }
@@ -72,9 +79,24 @@ impl Drop for CaProxy {
 
 struct Shared {
     upstream: String,
+    /// The directory's path (its answer gains `renewalInfo` under ARI).
+    directory_path: String,
     client: reqwest::Client,
     seen: Arc<Mutex<Vec<Seen>>>,
     fault: Arc<Mutex<Fault>>,
+    ari: Arc<Mutex<Option<Ari>>>,
+}
+
+/// The scripted ARI: each certificate's window, from `start` to `end` after its first query.
+#[derive(Debug, Default)]
+pub struct Ari {
+    start: Duration,
+    end: Duration,
+    retry_after: u64,
+    /// Certificate id → (window start, window end).
+    windows: HashMap<String, (SystemTime, SystemTime)>,
+    /// The decoded JWS payloads of every `newOrder`.
+    orders: Vec<serde_json::Value>,
 }
 
 impl Shared {
@@ -133,11 +155,14 @@ impl CaProxy {
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let fault = Arc::new(Mutex::new(Fault::None));
+        let ari = Arc::new(Mutex::new(None));
         let shared = Arc::new(Shared {
             upstream,
+            directory_path: url.path().to_string(),
             client,
             seen: seen.clone(),
             fault: fault.clone(),
+            ari: ari.clone(),
         });
         let task = tokio::spawn(async move {
             loop {
@@ -169,9 +194,41 @@ impl CaProxy {
             ca_roots,
             seen,
             fault,
+            ari,
             _dir: dir,
             task,
         }
+    }
+
+    /// Offer ARI from now on: a certificate's suggested window runs from `start` to `end`
+    /// after its first renewal-information query, answered with `Retry-After: retry_after`.
+    pub fn with_ari(&self, start: Duration, end: Duration, retry_after: u64) {
+        *self.ari.lock().unwrap() = Some(Ari {
+            start,
+            end,
+            retry_after,
+            ..Ari::default()
+        });
+    }
+
+    /// The windows handed out so far: certificate id → (start, end).
+    pub fn ari_windows(&self) -> HashMap<String, (SystemTime, SystemTime)> {
+        self.ari
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|a| a.windows.clone())
+            .unwrap_or_default()
+    }
+
+    /// The decoded payloads of the `newOrder` requests seen while ARI was on.
+    pub fn ari_orders(&self) -> Vec<serde_json::Value> {
+        self.ari
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|a| a.orders.clone())
+            .unwrap_or_default()
     }
 
     /// Switch behaviour (takes effect for the next request or connection).
@@ -235,13 +292,104 @@ async fn answer(
         shared.note(what, rsp.status().as_u16());
         return Ok(rsp);
     }
+    if shared.ari.lock().unwrap().is_some() {
+        if let Some(id) = req.uri().path().strip_prefix("/renewal-info/") {
+            let rsp = renewal_info(shared, id);
+            shared.note("GET /renewal-info".into(), rsp.status().as_u16());
+            return Ok(rsp);
+        }
+        if req.uri().path() == shared.directory_path {
+            let host = req
+                .headers()
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let rsp = forward(shared, req).await;
+            shared.note(what, rsp.status().as_u16());
+            return Ok(with_renewal_info(rsp, &host).await);
+        }
+        if what == "POST /order-plz" {
+            let (parts, body) = req.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            if let Some(payload) = jws_payload(&body) {
+                if let Some(a) = shared.ari.lock().unwrap().as_mut() {
+                    a.orders.push(payload);
+                }
+            }
+            let req = Request::from_parts(parts, Full::new(body));
+            let rsp = forward(shared, req).await;
+            shared.note(what, rsp.status().as_u16());
+            return Ok(rsp);
+        }
+    }
     let rsp = forward(shared, req).await;
     shared.note(what, rsp.status().as_u16());
     Ok(rsp)
 }
 
+/// The scripted renewal information for certificate `id`.
+fn renewal_info(shared: &Shared, id: &str) -> Response<Full<Bytes>> {
+    let mut guard = shared.ari.lock().unwrap();
+    let Some(ari) = guard.as_mut() else {
+        return problem(404, "malformed", 0);
+    };
+    let now = SystemTime::now();
+    let (start, end) = *ari
+        .windows
+        .entry(id.to_string())
+        .or_insert((now + ari.start, now + ari.end));
+    let rfc3339 = |t: SystemTime| {
+        time::OffsetDateTime::from(t)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let body = serde_json::json!({
+        "suggestedWindow": { "start": rfc3339(start), "end": rfc3339(end) },
+    });
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .header("retry-after", ari.retry_after.to_string())
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+/// Pebble's directory with a `renewalInfo` URL on the proxy added.
+async fn with_renewal_info(rsp: Response<Full<Bytes>>, host: &str) -> Response<Full<Bytes>> {
+    let (mut parts, body) = rsp.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let Ok(mut dir) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, Full::new(bytes));
+    };
+    dir["renewalInfo"] = serde_json::Value::String(format!("https://{host}/renewal-info"));
+    parts.headers.remove("content-length");
+    Response::from_parts(parts, Full::new(Bytes::from(dir.to_string())))
+}
+
+/// The decoded payload of a flattened JWS request body.
+fn jws_payload(body: &[u8]) -> Option<serde_json::Value> {
+    use base64::Engine as _;
+    let jws: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(jws["payload"].as_str()?)
+        .ok()?;
+    serde_json::from_slice(&payload).ok()
+}
+
 /// Send `req` to Pebble (with the client's `Host`) and return its answer whole.
-async fn forward(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn forward<B>(shared: &Shared, req: Request<B>) -> Response<Full<Bytes>>
+where
+    B: hyper::body::Body,
+{
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),

@@ -45,7 +45,10 @@ pub(super) fn reverse_name(ip: std::net::IpAddr) -> String {
 
 /// `newOrder`, naming the certificate it replaces when there is one and the CA has ARI
 /// (instant-acme refuses `replaces` locally, before sending anything, when the directory has
-/// no `renewalInfo`: the order then goes without it).
+/// no `renewalInfo`: the order then goes without it). A CA that offers renewal information
+/// but answers without echoing `replaces` (RFC 9773 says it must; instant-acme then refuses
+/// the order) also gets the order again without it, rather than a renewal that never
+/// succeeds.
 async fn place_order(
     account: &Account,
     ids: &[Identifier],
@@ -67,6 +70,11 @@ async fn place_order(
                     .is_some_and(|t| t.ends_with(":alreadyReplaced")) =>
             {
                 tracing::warn!(problem = %p, "the CA says the certificate was already replaced: ordering without `replaces`");
+            }
+            Err(instant_acme::Error::Other(e))
+                if e.to_string().starts_with("replaces field mismatch") =>
+            {
+                tracing::warn!(error = %e, "the CA did not keep `replaces` in its order (RFC 9773 says it must): ordering without `replaces`");
             }
             other => {
                 if other.is_ok() {
