@@ -261,12 +261,7 @@ async fn a_ca_outage_keeps_the_current_certificate_and_a_later_retry_succeeds() 
         .await;
     let h = handshake(&v.https, name, &[], ALL).await.unwrap();
     assert_eq!(h.leaf.serial, first, "the valid certificate keeps serving");
-    let out = std::process::Command::new(crate::support::vigie::bin())
-        .args(["cert", "list", "-c"])
-        .arg(&v.config)
-        .output()
-        .unwrap();
-    let list = String::from_utf8_lossy(&out.stdout);
+    let list = v.cert_list();
     assert!(list.contains("ACME"), "the last error is listed: {list}");
     // Back (with a new root and an empty database: vigie registers again).
     p.start_pebble().await;

@@ -16,15 +16,6 @@ use crate::support::{wait_until, Ports, Vigie};
 
 const NAME: &str = "ari.example.com";
 
-fn cert_list(v: &Vigie) -> String {
-    let out = std::process::Command::new(crate::support::vigie::bin())
-        .args(["cert", "list", "-c"])
-        .arg(&v.config)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn renewal_follows_the_ari_window_and_names_the_certificate_it_replaces() {
     let ports = Ports::new();
@@ -48,7 +39,7 @@ async fn renewal_follows_the_ari_window_and_names_the_certificate_it_replaces() 
     wait_until(
         Duration::from_secs(10),
         "the ARI window in cert list",
-        || async { cert_list(&v).contains("inside the CA's ARI window") },
+        || async { v.cert_list().contains("inside the CA's ARI window") },
     )
     .await;
     let second = wait_for_pebble_cert_other_than(&v, NAME, &first).await;

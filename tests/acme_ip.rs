@@ -7,22 +7,13 @@ use crate::acme::config;
 use crate::support::pebble::Pebble;
 use crate::support::{wait_until, Ports, Vigie};
 
-fn cert_list(v: &Vigie) -> String {
-    let out = std::process::Command::new(crate::support::vigie::bin())
-        .args(["cert", "list", "-c"])
-        .arg(&v.config)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 async fn issues_an_ip_certificate(challenge: &str) {
     let ports = Ports::new();
     let p = Pebble::start(Ports::port(&ports.http), Ports::port(&ports.https), None).await;
     let cfg = config(&p, challenge, "\"ip.example.com\", \"127.0.0.1\"", "");
     let v = Vigie::start_on(&cfg, ports, &[("VIGIE_ACME_RETRY_SECONDS", "1")]).await;
     wait_until(Duration::from_secs(60), "an IP certificate", || async {
-        cert_list(&v).contains("Pebble")
+        v.cert_list().contains("Pebble")
     })
     .await;
     let pem = std::fs::read_to_string(v.state().join("certs/ip.example.com/cert.pem"))

@@ -34,15 +34,6 @@ tls = "acme"
     )
 }
 
-fn cert_list(v: &Vigie) -> String {
-    let out = std::process::Command::new(crate::support::vigie::bin())
-        .args(["cert", "list", "-c"])
-        .arg(&v.config)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_profile_the_directory_does_not_offer_is_refused_naming_the_offered_ones() {
     let stub = AcmeStub::start().await;
@@ -53,7 +44,7 @@ async fn a_profile_the_directory_does_not_offer_is_refused_naming_the_offered_on
         stub.directory
     );
     wait_until(Duration::from_secs(30), "the profile error", || async {
-        cert_list(&v).contains(&expected)
+        v.cert_list().contains(&expected)
     })
     .await;
     assert!(v.log().contains(&expected), "{}", v.log());
@@ -74,7 +65,10 @@ async fn the_site_profile_is_sent_and_a_rate_limit_with_retry_after_is_honoured(
     wait_until(
         Duration::from_secs(10),
         "the rate limit in cert list",
-        || async { cert_list(&v).contains("rate limited by the CA: next attempt at") },
+        || async {
+            v.cert_list()
+                .contains("rate limited by the CA: next attempt at")
+        },
     )
     .await;
     // With a 1 s first retry delay the back-off alone would have retried several times by
@@ -102,11 +96,11 @@ async fn a_stored_certificate_keeps_its_profile_across_a_restart_and_is_not_reor
     let v = Vigie::start_on(&cfg, Ports::new(), &[("VIGIE_ACME_RETRY_SECONDS", "1")]).await;
     // The background pass has run once it has either scheduled the renewal or ordered.
     wait_until(Duration::from_secs(30), "the first ACME pass", || async {
-        cert_list(&v).contains("renewal at") || !stub.posts_to("/order").is_empty()
+        v.cert_list().contains("renewal at") || !stub.posts_to("/order").is_empty()
     })
     .await;
     assert!(stub.posts_to("/order").is_empty(), "{}", v.log());
-    let list = cert_list(&v);
+    let list = v.cert_list();
     let line = list
         .lines()
         .find(|l| l.starts_with("profile.example.com"))

@@ -9,15 +9,6 @@ use crate::support::pebble::Pebble;
 use crate::support::tls::{handshake, ALL};
 use crate::support::{Ports, Vigie};
 
-fn cert_list(v: &Vigie) -> String {
-    let out = std::process::Command::new(crate::support::vigie::bin())
-        .args(["cert", "list", "-c"])
-        .arg(&v.config)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn short_certificates_renew_at_half_their_lifetime_without_replaces_when_the_ca_has_no_ari() {
     let ports = Ports::new();
@@ -34,7 +25,7 @@ async fn short_certificates_renew_at_half_their_lifetime_without_replaces_when_t
     let first = wait_for_pebble_cert(&v, &p, name).await;
     let leaf = handshake(&v.https, name, &[], ALL).await.unwrap().leaf;
     // `cert list`: the renewal time and the rule that chose it.
-    let list = cert_list(&v);
+    let list = v.cert_list();
     let line = list
         .lines()
         .find(|l| l.starts_with(name))

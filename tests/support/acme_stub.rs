@@ -32,20 +32,9 @@ impl AcmeStub {
     pub async fn start() -> AcmeStub {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("acme stub CA");
-        let (chain, key) = ca.leaf(&["127.0.0.1"]);
         let ca_roots = dir.path().join("ca.pem");
         std::fs::write(&ca_roots, &ca.pem).unwrap();
-        let certs = vigie_acme::pem::certs_from_pem(chain.as_bytes(), "stub").unwrap();
-        let key = vigie_acme::pem::key_from_pem(key.as_bytes(), "stub").unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = ca.acceptor(&["127.0.0.1"]);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("https://{}", listener.local_addr().unwrap());
         let posts = Arc::new(Mutex::new(Vec::new()));

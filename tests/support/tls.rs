@@ -43,6 +43,22 @@ impl TestCa {
         (format!("{}{}", cert.pem(), self.pem), key.serialize_pem())
     }
 
+    /// A TLS acceptor (ring, safe default versions) serving a leaf of this CA for `names`.
+    pub fn acceptor(&self, names: &[&str]) -> tokio_rustls::TlsAcceptor {
+        let (chain, key) = self.leaf(names);
+        let certs = vigie_acme::pem::certs_from_pem(chain.as_bytes(), "test leaf").unwrap();
+        let key = vigie_acme::pem::key_from_pem(key.as_bytes(), "test leaf").unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
     /// Write a leaf for `names` as `dir/stem.pem` and `dir/stem.key`; returns both paths.
     pub fn write_leaf(
         &self,

@@ -229,6 +229,16 @@ impl Vigie {
             .expect("request to vigie")
     }
 
+    /// What `vigie cert list` prints for this instance's configuration.
+    pub fn cert_list(&self) -> String {
+        let out = Command::new(bin())
+            .args(["cert", "list", "-c"])
+            .arg(&self.config)
+            .output()
+            .expect("run vigie cert list");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// What vigie wrote to stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("vigie.log")).unwrap_or_default()
