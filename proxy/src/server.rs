@@ -133,8 +133,9 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
         manager = manager.with_retry(base, base * 8);
     }
     if let Some(cluster) = &handle.load().config.cluster {
-        let (store, node) = crate::cluster::store(cluster, &state)?;
-        manager = manager.with_store(store, &node);
+        let settings = crate::cluster::settings(cluster)?;
+        let store = crate::cluster::store(cluster, &settings, &state)?;
+        manager = manager.with_store(store, &settings.node);
     }
     // Deadline of each request to a CA (a CA that hangs counts as unreachable, so a site
     // falls back to the next CA of [[acme.ca]]); default 30 s.

@@ -90,6 +90,21 @@ fn sealed(e: SealError) -> StoreError {
     }
 }
 
+/// A Redis client for `settings` (URL and password); nothing is connected yet. The proxy's
+/// shared limiter and purge fan-out use the same one.
+pub fn client(settings: &RedisSettings) -> Result<Client, StoreError> {
+    let mut info = settings
+        .url
+        .as_str()
+        .into_connection_info()
+        .map_err(|e| StoreError::Unavailable(format!("Redis {}: {e}", settings.url)))?;
+    if let Some(p) = &settings.password {
+        let redis = info.redis_settings().clone().set_password(p);
+        info = info.set_redis_settings(redis);
+    }
+    Client::open(info).map_err(|e| StoreError::Unavailable(format!("Redis {}: {e}", settings.url)))
+}
+
 impl RedisStore {
     /// A store for `settings`, sealing with `key` and caching certificates in `local`.
     /// Nothing is connected yet.
@@ -98,17 +113,7 @@ impl RedisStore {
         key: SealKey,
         local: DirStore,
     ) -> Result<RedisStore, StoreError> {
-        let mut info = settings
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| StoreError::Unavailable(format!("Redis {}: {e}", settings.url)))?;
-        if let Some(p) = &settings.password {
-            let redis = info.redis_settings().clone().set_password(p);
-            info = info.set_redis_settings(redis);
-        }
-        let client = Client::open(info)
-            .map_err(|e| StoreError::Unavailable(format!("Redis {}: {e}", settings.url)))?;
+        let client = client(&settings)?;
         Ok(RedisStore {
             client,
             conn: tokio::sync::OnceCell::new(),

@@ -46,24 +46,34 @@ fn password(source: &SecretSource) -> anyhow::Result<String> {
     }
 }
 
-/// The Redis store for `cluster` and this node's id, checked against Redis (see the module
-/// docs for what stops the start).
-pub fn store(cluster: &Cluster, state_dir: &Path) -> anyhow::Result<(SharedStore, String)> {
+/// The Redis settings of `cluster`: URL, password (read from its file or variable now),
+/// prefix, this node's id (the host name when none is configured), lease and poll.
+pub fn settings(cluster: &Cluster) -> anyhow::Result<RedisSettings> {
+    Ok(RedisSettings {
+        url: cluster.redis.clone(),
+        password: cluster.password.as_ref().map(password).transpose()?,
+        prefix: cluster.key_prefix.clone(),
+        node: cluster.node_id.clone().unwrap_or_else(host_name),
+        lease: cluster.lock_lease,
+        poll: cluster.poll,
+    })
+}
+
+/// The Redis store for `cluster` with `settings` (from [`settings`]), checked against Redis
+/// (see the module docs for what stops the start).
+pub fn store(
+    cluster: &Cluster,
+    settings: &RedisSettings,
+    state_dir: &Path,
+) -> anyhow::Result<SharedStore> {
     let key_path = &cluster.encryption_key_file;
     let bytes = std::fs::read(key_path)
         .with_context(|| format!("[cluster] encryption_key_file {}", key_path.display()))?;
     let key = SealKey::from_file_bytes(&bytes).map_err(|e| {
         anyhow::anyhow!("[cluster] encryption_key_file {}: {e}", key_path.display())
     })?;
-    let node = cluster.node_id.clone().unwrap_or_else(host_name);
-    let settings = RedisSettings {
-        url: cluster.redis.clone(),
-        password: cluster.password.as_ref().map(password).transpose()?,
-        prefix: cluster.key_prefix.clone(),
-        node: node.clone(),
-        lease: cluster.lock_lease,
-        poll: cluster.poll,
-    };
+    let node = settings.node.clone();
+    let settings = settings.clone();
     let store = RedisStore::new(settings, key.clone(), DirStore::new(state_dir))
         .map_err(|e| anyhow::anyhow!("[cluster] {e}"))?;
     // A runtime of its own: the store's pooled connection is made later, by the runtime
@@ -85,5 +95,5 @@ pub fn store(cluster: &Cluster, state_dir: &Path) -> anyhow::Result<(SharedStore
             key.id()
         ),
     }
-    Ok((Arc::new(store), node))
+    Ok(Arc::new(store))
 }
