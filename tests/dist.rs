@@ -156,6 +156,67 @@ fn the_docker_image_and_compose_file_hold_together() {
     );
 }
 
+#[test]
+fn the_cluster_compose_file_runs_two_instances_on_one_redis_with_the_same_checked_config() {
+    let compose: serde_yaml::Value =
+        serde_yaml::from_str(&dist("docker/docker-compose.cluster.yml")).unwrap();
+    let s = &compose["services"];
+    let mounts = |svc: &str| -> Vec<String> {
+        s[svc]["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    for edge in ["edge-1", "edge-2"] {
+        assert_eq!(s[edge]["image"], "vigie:latest");
+        assert_eq!(s[edge]["hostname"], edge, "the node id");
+        assert!(mounts(edge).contains(&"./vigie-cluster.toml:/etc/vigie/vigie.toml:ro".into()));
+        assert!(
+            mounts(edge)
+                .iter()
+                .any(|m| m.starts_with(&format!("{edge}-state:"))),
+            "each instance keeps its own state directory"
+        );
+        let secrets: Vec<&str> = s[edge]["secrets"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert_eq!(secrets, ["redis_password", "vigie_cluster_key"]);
+    }
+    assert_eq!(s["edge-1"]["build"]["dockerfile"], "docker/Dockerfile");
+    assert!(s["redis"]["command"][2]
+        .as_str()
+        .unwrap()
+        .contains("--requirepass \"$$(cat /run/secrets/redis_password)\""));
+    // The configuration both mount: valid, and pointing at those secrets and that Redis.
+    let config = dist("docker/vigie-cluster.toml");
+    for needed in [
+        "redis = \"redis://redis:6379/0\"",
+        "password_file = \"/run/secrets/redis_password\"",
+        "encryption_key_file = \"/run/secrets/vigie_cluster_key\"",
+    ] {
+        assert!(config.contains(needed), "vigie-cluster.toml lacks {needed}");
+    }
+    let out = Command::new(bin())
+        .args(["check", "-c"])
+        .arg(format!(
+            "{}/../docker/vigie-cluster.toml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn alerts_and_dashboard_use_metrics_vigie_exports() {
     let alerts: serde_yaml::Value = serde_yaml::from_str(&dist("dist/alerts.yml")).unwrap();

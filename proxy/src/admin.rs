@@ -9,7 +9,9 @@
 //! - `POST /certs/dry-run[?directory=URL]`: order every managed certificate from a staging
 //!   directory, storing and serving nothing.
 //! - `POST /cache/purge[?prefix=1]` with the URL as the body: remove that URL's cached
-//!   entries (all variants), or every URL starting with it, from every cache zone.
+//!   entries (all variants), or every URL starting with it, from every cache zone; in a
+//!   `[cluster]`, from every instance's (`cluster::purge`): 502 when Redis could not be
+//!   reached to tell the others (this instance's purge is done).
 //! - `GET /` (also `/status`), `/status.js`, `/status.json`: the live status page and its
 //!   data (see `status`, which has its own token rule for non-loopback addresses).
 //!
@@ -37,6 +39,7 @@ pub struct Admin {
     manager: Option<Arc<Manager>>,
     metrics: Arc<Metrics>,
     status: Option<Arc<crate::status::StatusPage>>,
+    purges: Option<Arc<crate::cluster::purge::Fanout>>,
 }
 
 impl Admin {
@@ -47,7 +50,14 @@ impl Admin {
             manager,
             metrics,
             status: None,
+            purges: None,
         }
+    }
+
+    /// Tell the other instances of the cluster about every purge.
+    pub fn with_purge_fanout(mut self, fanout: Arc<crate::cluster::purge::Fanout>) -> Self {
+        self.purges = Some(fanout);
+        self
     }
 
     /// Serve the status page too.
@@ -264,7 +274,22 @@ impl Admin {
         }
         let prefix = flag(query, "prefix");
         let purged: usize = snap.caches.values().map(|z| z.purge(&url, prefix)).sum();
-        text(200, format!("purged {purged}\n"))
+        let Some(fanout) = &self.purges else {
+            return text(200, format!("purged {purged}\n"));
+        };
+        match fanout.publish(&url, prefix).await {
+            Ok(others) => text(
+                200,
+                format!("purged {purged}\nsent to {others} other instances of the cluster\n"),
+            ),
+            // The local purge is done; the status says the cluster's is not.
+            Err(e) => text(
+                502,
+                format!(
+                    "purged {purged}\nthe other instances of the cluster were NOT purged: {e}\n"
+                ),
+            ),
+        }
     }
 
     async fn renew(&self, query: &str) -> Response<Vec<u8>> {

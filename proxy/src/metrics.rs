@@ -282,6 +282,11 @@ impl Metrics {
         Arc::new(m)
     }
 
+    /// The registry, for modules that keep their own metrics in it (the cluster's).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// A request started.
     pub fn request_started(&self) {
         self.in_flight.inc();

@@ -132,10 +132,15 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
     {
         manager = manager.with_retry(base, base * 8);
     }
+    let mut purges = None;
     if let Some(cluster) = &handle.load().config.cluster {
         let settings = crate::cluster::settings(cluster)?;
         let store = crate::cluster::store(cluster, &settings, &state)?;
         manager = manager.with_store(store, &settings.node);
+        purges = Some(Arc::new(crate::cluster::purge::Fanout::new(
+            &settings,
+            metrics.registry(),
+        )?));
     }
     // Deadline of each request to a CA (a CA that hangs counts as unreachable, so a site
     // falls back to the next CA of [[acme.ca]]); default 30 s.
@@ -206,8 +211,11 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
             Some(addr),
         );
         server.add_service(background_service("vigie status history", page.sampler()));
-        let admin_app =
+        let mut admin_app =
             Admin::new(live.clone(), Some(manager.clone()), metrics.clone()).with_status(page);
+        if let Some(fanout) = &purges {
+            admin_app = admin_app.with_purge_fanout(fanout.clone());
+        }
         let mut admin = Service::new("vigie admin".to_string(), admin_app);
         admin.add_tcp_with_settings(&addr.to_string(), tcp_options(&addr));
         server.add_service(admin);
@@ -216,6 +224,12 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
         "vigie health checks",
         HealthChecker::new(handle.clone()),
     ));
+    if let Some(fanout) = purges {
+        server.add_service(background_service(
+            "vigie cluster purges",
+            crate::cluster::purge::Listener::new(fanout, handle.clone()),
+        ));
+    }
     server.add_service(background_service(
         "vigie limits housekeeping",
         LimitsHousekeeping::new(handle.clone()),

@@ -8,6 +8,8 @@
 //! - Redis does not answer: vigie starts, serves the copies kept in the state directory,
 //!   places no order until Redis is back, and says so in the log.
 
+pub mod purge;
+
 use std::path::Path;
 use std::sync::Arc;
 
