@@ -25,7 +25,7 @@ pub const POINTS: usize = 151;
 /// Server samples kept: the last minute (the latency window).
 pub const LATENCY_POINTS: usize = 31;
 
-/// Request totals per status class (see `metrics::STATUS_CLASSES`).
+/// Request totals per status class (see `metrics::reads::STATUS_CLASSES`).
 pub type Classes = [u64; 6];
 
 /// A server of a group, as history keys it.
