@@ -282,6 +282,11 @@ impl Metrics {
         Arc::new(m)
     }
 
+    /// The registry, for metrics registered by their owner (the cluster's).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// A request started.
     pub fn request_started(&self) {
         self.in_flight.inc();
