@@ -17,6 +17,7 @@ mod buffering;
 mod cache;
 mod check;
 mod cluster;
+mod cluster_limits;
 mod cluster_purge;
 mod compression;
 mod details;

@@ -101,6 +101,8 @@ pub(crate) struct RawCluster {
     pub(crate) encryption_key_file: Option<Str>,
     pub(crate) lock_lease: Option<Str>,
     pub(crate) poll: Option<Str>,
+    pub(crate) redis_timeout: Option<Str>,
+    pub(crate) limits_on_redis_failure: Option<Str>,
 }
 
 /// `[[acme.ca]]`: one CA of the fallback list.

@@ -13,6 +13,9 @@ use pingora::services::listening::Service;
 use crate::access_log::AccessLog;
 use crate::admin::Admin;
 use crate::background::{AcmeService, HealthChecker, LimitsHousekeeping, Reloader, SystemdNotify};
+use crate::cluster::link::{Link, LinkWatch};
+use crate::cluster::metrics::ClusterMetrics;
+use crate::limits::shared::Shared;
 use crate::limits::ConnectionCounter;
 use crate::listener::Front;
 use crate::metrics::Metrics;
@@ -103,6 +106,26 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
         )),
         None => None,
     };
+    // [cluster]: read at start (a reload does not change it).
+    let cluster = match &snap.config.cluster {
+        Some(c) => Some((c.clone(), crate::cluster::settings(c)?)),
+        None => None,
+    };
+    let link = match &cluster {
+        Some((c, settings)) => Some(Link::new(
+            settings,
+            c.redis_timeout,
+            ClusterMetrics::register(&metrics),
+        )?),
+        None => None,
+    };
+    let shared_limits = cluster.as_ref().zip(link.as_ref()).map(|((c, _), link)| {
+        Arc::new(Shared::new(
+            link.clone(),
+            &c.key_prefix,
+            c.limits_on_redis_failure,
+        ))
+    });
     let handle: SnapshotHandle = Arc::new(ArcSwap::from_pointee(snap));
     let acme_wake = Arc::new(tokio::sync::Notify::new());
     let live = Live {
@@ -120,6 +143,7 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
             metrics.clone(),
             access_log.clone(),
         )
+        .with_shared_limits(shared_limits.clone())
     };
     let mut manager = Manager::new(&state, certs.clone(), tokens.clone());
     // First retry delay after a failed order (doubling, capped at 8x); for tests and for
@@ -133,12 +157,11 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
         manager = manager.with_retry(base, base * 8);
     }
     let mut purges = None;
-    if let Some(cluster) = &handle.load().config.cluster {
-        let settings = crate::cluster::settings(cluster)?;
-        let store = crate::cluster::store(cluster, &settings, &state)?;
+    if let Some((cluster, settings)) = &cluster {
+        let store = crate::cluster::store(cluster, settings, &state)?;
         manager = manager.with_store(store, &settings.node);
         purges = Some(Arc::new(crate::cluster::purge::Fanout::new(
-            &settings,
+            settings,
             metrics.registry(),
         )?));
     }
@@ -229,6 +252,9 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
             "vigie cluster purges",
             crate::cluster::purge::Listener::new(fanout, handle.clone()),
         ));
+    }
+    if let Some(link) = link {
+        server.add_service(background_service("vigie cluster link", LinkWatch(link)));
     }
     server.add_service(background_service(
         "vigie limits housekeeping",

@@ -40,6 +40,7 @@ pub struct Vigie {
     acme_tokens: Arc<Http01Tokens>,
     metrics: Arc<Metrics>,
     access_log: Option<Arc<AccessLog>>,
+    shared_limits: Option<Arc<crate::limits::shared::Shared>>,
 }
 
 impl Vigie {
@@ -56,7 +57,17 @@ impl Vigie {
             acme_tokens,
             metrics,
             access_log,
+            shared_limits: None,
         }
+    }
+
+    /// Decide rate limits cluster-wide through `shared` (with `[cluster]`).
+    pub fn with_shared_limits(
+        mut self,
+        shared: Option<Arc<crate::limits::shared::Shared>>,
+    ) -> Self {
+        self.shared_limits = shared;
+        self
     }
 
     /// Answer an ACME HTTP-01 validation request (any host, plain HTTP, never redirected or

@@ -1,5 +1,6 @@
 //! A real `redis-server` for tests: one per test on a free loopback port, without
-//! persistence, ready once it answers PING; killed on drop (or by [`Redis::kill`]).
+//! persistence, ready once it answers PING; killed on drop (or by [`Redis::kill`]), and
+//! started again on the same port by [`Redis::restart`].
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -49,6 +50,17 @@ impl Redis {
             }
         })
         .await;
+    }
+
+    /// SIGKILL it and start it again on the same port; returns once it answers PING.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL it.

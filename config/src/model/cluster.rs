@@ -22,6 +22,22 @@ pub struct Cluster {
     pub lock_lease: Duration,
     /// How often certificates are re-read from Redis when no notification came. Default 30s.
     pub poll: Duration,
+    /// How long a rate-limit decision (or a health probe) waits for Redis before it counts as
+    /// a failure. Default 100ms.
+    pub redis_timeout: Duration,
+    /// What rate limits do while Redis cannot decide. Default [`RedisFailure::FailOpen`].
+    pub limits_on_redis_failure: RedisFailure,
+}
+
+/// `limits_on_redis_failure`: who decides a limited request while Redis does not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RedisFailure {
+    /// `fail_open`: this instance's own limiter decides (each instance then grants the whole
+    /// rate by itself).
+    #[default]
+    FailOpen,
+    /// `fail_closed`: limited routes refuse with the zone's status; unlimited routes serve.
+    FailClosed,
 }
 
 /// A secret kept out of the configuration file.

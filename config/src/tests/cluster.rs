@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::errors;
-use crate::{parse, Cluster, SecretSource};
+use crate::{parse, Cluster, RedisFailure, SecretSource};
 
 fn cluster(text: &str) -> Option<Cluster> {
     parse(text, "test.toml").unwrap().cluster
@@ -35,6 +35,8 @@ encryption_key_file = "/etc/vigie/cluster.key"
             encryption_key_file: PathBuf::from("/etc/vigie/cluster.key"),
             lock_lease: Duration::from_secs(30),
             poll: Duration::from_secs(30),
+            redis_timeout: Duration::from_millis(100),
+            limits_on_redis_failure: RedisFailure::FailOpen,
         }
     );
     let c = cluster(
@@ -47,6 +49,8 @@ node_id = "edge-1.par"
 encryption_key_file = "/k"
 lock_lease = "5s"
 poll = "2s"
+redis_timeout = "250ms"
+limits_on_redis_failure = "fail_closed"
 "#,
     )
     .unwrap();
@@ -58,6 +62,8 @@ poll = "2s"
     assert_eq!(c.node_id.as_deref(), Some("edge-1.par"));
     assert_eq!(c.lock_lease, Duration::from_secs(5));
     assert_eq!(c.poll, Duration::from_secs(2));
+    assert_eq!(c.redis_timeout, Duration::from_millis(250));
+    assert_eq!(c.limits_on_redis_failure, RedisFailure::FailClosed);
     let c = cluster(
         "[cluster]\nredis = \"redis://h\"\npassword_file = \"/p\"\nencryption_key_file = \"/k\"\n",
     )
@@ -123,9 +129,19 @@ const BAD: &[(&str, &str, &str)] = &[
         r#"test.toml:4:14: invalid lock_lease "1s": expected between 2s and 10m"#,
     ),
     (
+        "unknown failure mode",
+        "[cluster]\nredis = \"redis://h\"\nencryption_key_file = \"/k\"\nlimits_on_redis_failure = \"open\"\n",
+        r#"test.toml:4:27: invalid limits_on_redis_failure "open": expected "fail_open" (each instance's own limiter decides while Redis is unreachable) or "fail_closed" (limited routes refuse with the zone's status)"#,
+    ),
+    (
+        "timeout too long",
+        "[cluster]\nredis = \"redis://h\"\nencryption_key_file = \"/k\"\nredis_timeout = \"30s\"\n",
+        r#"test.toml:4:17: invalid redis_timeout "30s": expected between 5ms and 10s"#,
+    ),
+    (
         "unknown key",
         "[cluster]\nredis = \"redis://h\"\nencryption_key_file = \"/k\"\nnodeid = \"a\"\n",
-        "test.toml:4:1: unknown key `nodeid` (did you mean `node_id`?), expected one of `redis`, `password`, `password_file`, `password_env`, `key_prefix`, `node_id`, `encryption_key_file`, `lock_lease`, `poll`",
+        "test.toml:4:1: unknown key `nodeid` (did you mean `node_id`?), expected one of `redis`, `password`, `password_file`, `password_env`, `key_prefix`, `node_id`, `encryption_key_file`, `lock_lease`, `poll`, `redis_timeout`, `limits_on_redis_failure`",
     ),
 ];
 

@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::values::parse_duration;
 use super::Validator;
-use crate::model::{Cluster, SecretSource};
+use crate::model::{Cluster, RedisFailure, SecretSource};
 use crate::raw::{RawCluster, Str};
 
 const DEFAULT_PREFIX: &str = "vigie:";
@@ -74,6 +74,17 @@ impl Validator<'_> {
             Duration::from_secs(30),
             (Duration::from_secs(1), Duration::from_secs(3600)),
         );
+        let redis_timeout = self.bounded(
+            &c.redis_timeout,
+            "redis_timeout",
+            Duration::from_millis(100),
+            (Duration::from_millis(5), Duration::from_secs(10)),
+        );
+        let limits_on_redis_failure = c
+            .limits_on_redis_failure
+            .as_ref()
+            .and_then(|f| self.check(f, parse_failure))
+            .unwrap_or_default();
         Cluster {
             redis,
             password,
@@ -82,6 +93,8 @@ impl Validator<'_> {
             encryption_key_file,
             lock_lease,
             poll,
+            redis_timeout,
+            limits_on_redis_failure,
         }
     }
 
@@ -171,6 +184,18 @@ fn redact(url: &str) -> String {
     match (url.find("//"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 2], &url[at..]),
         _ => url.to_owned(),
+    }
+}
+
+fn parse_failure(v: &str) -> Result<RedisFailure, String> {
+    match v {
+        "fail_open" => Ok(RedisFailure::FailOpen),
+        "fail_closed" => Ok(RedisFailure::FailClosed),
+        _ => Err(format!(
+            "invalid limits_on_redis_failure \"{v}\": expected \"fail_open\" (each instance's \
+             own limiter decides while Redis is unreachable) or \"fail_closed\" (limited routes \
+             refuse with the zone's status)"
+        )),
     }
 }
 

@@ -1,5 +1,7 @@
 //! `[cluster]` at start: the Redis store the ACME manager uses instead of the state
-//! directory, with its password, key and node id read here (never in `vigie check`).
+//! directory, with its password, key and node id read here (never in `vigie check`), and
+//! the request path's [`link::Link`] to Redis (cluster-wide rate limits) with its
+//! [`metrics`].
 //!
 //! Start-up behaviour:
 //! - the key file is unreadable or not a key: vigie does not start;
@@ -14,6 +16,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+
+pub mod link;
+pub mod metrics;
 use vigie_acme::store::dir::DirStore;
 use vigie_acme::store::redis_store::{RedisSettings, RedisStore};
 use vigie_acme::store::sealed::SealKey;

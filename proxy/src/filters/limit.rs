@@ -5,12 +5,16 @@
 //! [`Outcome::Rejected`] request was answered: 429 by default (or the zone's 503), with
 //! `Retry-After`, `RateLimit-Policy` and `RateLimit` (IETF draft structured fields) and a
 //! one-line body. A delayed request sleeps here, then goes on.
+//!
+//! With `[cluster]`, `shared` decides (one Redis round trip; see [`crate::limits::shared`]);
+//! routes without a limit and exempt clients never reach Redis.
 
 use std::net::IpAddr;
 
 use pingora::proxy::Session;
 use pingora::Result;
 
+use crate::limits::shared::Shared;
 use crate::limits::Decision;
 use crate::plan::pages::ErrorPages;
 use crate::plan::RoutePlan;
@@ -48,12 +52,14 @@ impl Outcome {
     }
 }
 
-/// Apply the route's zone to `client` (see the module docs).
+/// Apply the route's zone to `client`, cluster-wide when `shared` is given (see the module
+/// docs).
 pub async fn apply(
     session: &mut Session,
     pages: &ErrorPages,
     route: &RoutePlan,
     client: Option<IpAddr>,
+    shared: Option<&Shared>,
 ) -> Result<Outcome> {
     let (Some(zone), Some(ip)) = (&route.limit, client) else {
         return Ok(Outcome::Off);
@@ -61,7 +67,11 @@ pub async fn apply(
     if zone.exempt(ip) {
         return Ok(Outcome::Exempt);
     }
-    match zone.check(ip) {
+    let decision = match shared {
+        Some(shared) => shared.check(zone, ip).await,
+        None => zone.check(ip),
+    };
+    match decision {
         Decision::Allow => Ok(Outcome::Passed),
         Decision::Delay(wait) => {
             tokio::time::sleep(wait).await;

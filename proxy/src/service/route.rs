@@ -99,7 +99,14 @@ impl Vigie {
             }
             _ => compress::off(session),
         }
-        ctx.limit = filters::limit::apply(session, pages, route, ctx.client).await?;
+        ctx.limit = filters::limit::apply(
+            session,
+            pages,
+            route,
+            ctx.client,
+            self.shared_limits.as_deref(),
+        )
+        .await?;
         if ctx.limit.answered() {
             return Ok(true);
         }
