@@ -78,7 +78,7 @@ fn listed_ca(v: &Vigie, name: &str) -> String {
         .find(|l| l.starts_with(name))
         .unwrap_or_else(|| panic!("{list}"));
     let cols: Vec<&str> = line.split('\t').collect();
-    assert_eq!(cols.len(), 10, "{list}");
+    assert_eq!(cols.len(), 13, "{list}");
     cols[9].to_string()
 }
 

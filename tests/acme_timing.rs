@@ -31,7 +31,7 @@ async fn short_certificates_renew_at_half_their_lifetime_without_replaces_when_t
         .find(|l| l.starts_with(name))
         .unwrap_or_else(|| panic!("{list}"));
     let cols: Vec<&str> = line.split('\t').collect();
-    assert_eq!(cols.len(), 10, "{list}");
+    assert_eq!(cols.len(), 13, "{list}");
     assert!(
         cols[8].contains("half of the lifetime"),
         "the waiting column names the rule: {list}"

@@ -3,18 +3,25 @@
 //! Two tables, each swapped whole: `configured` (file and local-CA certificates, rebuilt on
 //! every load and reload) and `managed` (ACME certificates, replaced as they are issued and
 //! renewed). Managed certificates win for the names they cover. TLS-ALPN-01 challenge
-//! certificates are served only to clients that offer nothing but `acme-tls/1`.
+//! certificates are served only to clients that offer `acme-tls/1`, and never anything
+//! else to those: this instance's own challenges first, then, in a cluster, those another
+//! instance opened, made here from the answer it published ([`CertResolver::fetch_challenge`],
+//! which the listener awaits before the handshake: rustls asks the resolver synchronously).
 //!
 //! Lookup order for a server name: exact name, then a wildcard covering exactly one more
 //! label (`*.example.com` covers `a.example.com`, not `a.b.example.com`), then the default
 //! certificate (also used when the client sends no SNI).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+
+use crate::alpn01;
+use crate::store::SharedStore;
 
 /// The ALPN protocol of TLS-ALPN-01 (RFC 8737).
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
@@ -49,12 +56,28 @@ impl CertTable {
     }
 }
 
+/// How long a challenge certificate made for another instance's challenge is kept without
+/// being asked for again (the published answer expires after 10 minutes).
+const SHARED_KEEP: Duration = Duration::from_secs(600);
+
+/// A challenge certificate made here for another instance's TLS-ALPN-01 challenge.
+#[derive(Debug, Clone)]
+struct SharedChallenge {
+    digest: Vec<u8>,
+    ck: Arc<CertifiedKey>,
+    made: Instant,
+}
+
 /// A hot-swappable SNI resolver (see the module docs).
 #[derive(Debug, Default)]
 pub struct CertResolver {
     configured: ArcSwap<CertTable>,
     managed: ArcSwap<CertTable>,
     challenges: ArcSwap<HashMap<String, Arc<CertifiedKey>>>,
+    /// By SNI: challenge certificates answering the other instances' challenges.
+    shared: ArcSwap<HashMap<String, SharedChallenge>>,
+    /// The cluster's store, when challenges are shared.
+    store: OnceLock<SharedStore>,
 }
 
 impl CertResolver {
@@ -90,6 +113,82 @@ impl CertResolver {
         });
     }
 
+    /// Answer the TLS-ALPN-01 challenges the other instances of a cluster publish in `store`.
+    pub fn share_challenges(&self, store: SharedStore) {
+        let _ = self.store.set(store);
+    }
+
+    /// Whether challenges are shared (a cluster): the listener then reads the ClientHello
+    /// first and calls [`CertResolver::fetch_challenge`] for `acme-tls/1` ones.
+    pub fn shares_challenges(&self) -> bool {
+        self.store.get().is_some()
+    }
+
+    /// Make sure the next `acme-tls/1` handshake for `sni` finds its challenge certificate:
+    /// this instance's own, or one made from the answer another instance published (read
+    /// from the store now, so a challenge opened a moment ago is answered). Returns whether
+    /// there is one; without, the handshake fails, as it must.
+    pub async fn fetch_challenge(&self, sni: &str) -> bool {
+        let name = sni.to_ascii_lowercase();
+        if self.challenges.load().contains_key(&name) {
+            return true;
+        }
+        let Some(store) = self.store.get() else {
+            return false;
+        };
+        if !alpn01::valid_sni(&name) {
+            return false;
+        }
+        let answer = match store.alpn01(&name).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(sni = %name, error = %e,
+                    "cannot read the cluster's TLS-ALPN-01 answer");
+                return self.shared.load().contains_key(&name);
+            }
+        };
+        let Some((answer, digest)) = answer.and_then(|a| a.digest_bytes().map(|d| (a, d))) else {
+            self.shared.rcu(|cur| {
+                let mut next = HashMap::clone(cur);
+                next.remove(&name);
+                next
+            });
+            return false;
+        };
+        if self
+            .shared
+            .load()
+            .get(&name)
+            .is_some_and(|c| c.digest == digest)
+        {
+            return true;
+        }
+        let ck = match alpn01::challenge_cert(&answer.name, &digest) {
+            Ok(ck) => ck,
+            Err(e) => {
+                tracing::warn!(sni = %name, error = %e, "cannot make the TLS-ALPN-01 certificate");
+                return false;
+            }
+        };
+        tracing::info!(sni = %name, name = %answer.name,
+            "answering the TLS-ALPN-01 challenge another instance opened");
+        let entry = SharedChallenge {
+            digest,
+            ck,
+            made: Instant::now(),
+        };
+        self.shared.rcu(|cur| {
+            let mut next: HashMap<String, SharedChallenge> = cur
+                .iter()
+                .filter(|(_, c)| c.made.elapsed() < SHARED_KEEP)
+                .map(|(k, c)| (k.clone(), c.clone()))
+                .collect();
+            next.insert(name.clone(), entry.clone());
+            next
+        });
+        true
+    }
+
     /// The certificate served for `sni` (`None`: no SNI), as a handshake would get it.
     pub fn for_name(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let managed = self.managed.load();
@@ -116,7 +215,10 @@ impl ResolvesServerCert for CertResolver {
         if acme {
             // Only the challenge certificate answers acme-tls/1, never a real one.
             let name = sni?.to_ascii_lowercase();
-            return self.challenges.load().get(&name).cloned();
+            if let Some(ck) = self.challenges.load().get(&name) {
+                return Some(ck.clone());
+            }
+            return self.shared.load().get(&name).map(|c| c.ck.clone());
         }
         self.for_name(sni.as_deref())
     }

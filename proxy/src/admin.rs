@@ -3,7 +3,8 @@
 //!
 //! - `GET /healthz`: 200 with the loaded configuration's age, once a snapshot is loaded.
 //! - `GET /certs`: one line per ACME-managed site: names, issuer, not-after, next renewal,
-//!   failures and the last error.
+//!   failures and the last error; in a cluster, the order lock's holder (read from Redis)
+//!   and who ordered the certificate, when.
 //! - `POST /certs/renew?name=NAME&force=1`: renew now (one site, or all without `name`) and
 //!   answer once the pass is over, so the new certificate is live when the answer arrives.
 //! - `POST /certs/dry-run[?directory=URL]`: order every managed certificate from a staging
@@ -30,7 +31,7 @@ use pingora::protocols::http::ServerSession;
 use vigie_acme::{Manager, Status};
 
 use crate::background::acme_sites;
-use crate::metrics::Metrics;
+use crate::metrics::{AcmeFigures, Metrics};
 use crate::reload::Live;
 
 /// The admin HTTP application.
@@ -89,21 +90,20 @@ impl Admin {
             .as_ref()
             .map(|m| m.status())
             .unwrap_or_default();
-        let mut acme = Vec::new();
+        let mut acme = AcmeFigures::default();
         for s in &status {
             if let Some(c) = &s.cert {
                 for n in &s.names {
                     certs.push((n.clone(), "acme", c.not_after));
                 }
             }
-            acme.push((s.names.join(","), s.issued, s.failed));
+            acme.orders.push((s.names.join(","), s.issued, s.failed));
         }
-        let fallbacks = self
-            .manager
-            .as_ref()
-            .map(|m| m.fallbacks())
-            .unwrap_or_default();
-        let body = self.metrics.render(&snap, &certs, &acme, &fallbacks);
+        if let Some(m) = &self.manager {
+            acme.fallbacks = m.fallbacks();
+            acme.locks = m.lock_counts();
+        }
+        let body = self.metrics.render(&snap, &certs, &acme);
         Response::builder()
             .status(200)
             .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")
@@ -128,16 +128,18 @@ fn date(t: Option<SystemTime>) -> String {
 }
 
 /// One line per site, tab-separated: names, issuer, not-after, renew-at, serial, failures,
-/// error, profile, why it is waiting (renewal rule, back-off, rate limit or Retry-After), and
-/// the directory of the CA that issued the certificate.
+/// error, profile, why it is waiting (renewal rule, back-off, rate limit or Retry-After), the
+/// directory of the CA that issued the certificate, and in a cluster the node holding the
+/// order lock now, the node that ordered the certificate (with its lock's fence) and when.
 pub fn format_status(list: &[Status]) -> String {
     let mut out = String::from(
-        "names\tissuer\tnot_after\trenew_at\tserial\tfailures\tlast_error\tprofile\twaiting\tca\n",
+        "names\tissuer\tnot_after\trenew_at\tserial\tfailures\tlast_error\tprofile\twaiting\tca\t\
+         lock_holder\tordered_by\tordered_at\n",
     );
     for s in list {
         let cert = s.cert.as_ref();
         out.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
             s.names.join(","),
             cert.map_or("-", |c| c.issuer.as_str()),
             date(cert.map(|c| c.not_after)),
@@ -148,6 +150,12 @@ pub fn format_status(list: &[Status]) -> String {
             s.profile.as_deref().unwrap_or("-"),
             s.waiting.as_deref().unwrap_or("-"),
             s.ca.as_deref().unwrap_or("-"),
+            s.lock_holder.as_deref().unwrap_or("-"),
+            s.ordered_by.as_ref().map_or_else(
+                || "-".to_string(),
+                |(node, fence)| format!("{node} (fence {fence})")
+            ),
+            date(s.ordered_at),
         ));
     }
     out
@@ -359,11 +367,10 @@ impl ServeHttp for Admin {
             }
             ("/metrics", false) => self.metrics_page(),
             ("/certs", false) => {
-                let list = self
-                    .manager
-                    .as_ref()
-                    .map(|m| m.status())
-                    .unwrap_or_default();
+                let list = match &self.manager {
+                    Some(m) => m.status_now().await,
+                    None => Vec::new(),
+                };
                 text(200, format_status(&list))
             }
             ("/certs/renew" | "/certs/dry-run" | "/cache/purge", true) => {

@@ -13,6 +13,13 @@
 //! `acme-tls/1` has been answered by the handshake (the challenge certificate) and is closed;
 //! any other is handed to the HTTP proxy app, which serves h2 or HTTP/1.1 by its ALPN.
 //!
+//! In a cluster, the CA's TLS-ALPN-01 validation may reach an instance that did not open
+//! the challenge. rustls asks the certificate resolver synchronously, so the ClientHello is
+//! read here first (and put back for the handshake, which reads it again): when it offers
+//! `acme-tls/1`, the resolver fetches the published answer from the store before the
+//! handshake goes on ([`vigie_acme::CertResolver::fetch_challenge`]). Only an instance with
+//! a `[cluster]` does this; the deadline covers it.
+//!
 //! HTTP/1.x connections (no ALPN `h2`, no h2c preface) go through the header guard
 //! ([`crate::header_guard`]): `Front` runs pingora's keep-alive loop itself so that it can
 //! re-arm the guard's deadline before each request.
@@ -29,7 +36,9 @@ use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
+use tokio::io::AsyncReadExt;
 use vigie_acme::resolver::ACME_TLS_ALPN;
+use vigie_acme::CertResolver;
 
 use crate::header_guard::Guarded;
 use crate::limits::{ConnectionCounter, ConnectionSlot};
@@ -49,6 +58,7 @@ pub struct Front<A> {
     snapshots: SnapshotHandle,
     connections: Arc<ConnectionCounter>,
     metrics: Arc<Metrics>,
+    challenges: Option<Arc<CertResolver>>,
 }
 
 impl<A> Front<A> {
@@ -66,7 +76,15 @@ impl<A> Front<A> {
             snapshots,
             connections,
             metrics,
+            challenges: None,
         }
+    }
+
+    /// Answer, through `resolver`, the TLS-ALPN-01 challenges other instances of a cluster
+    /// opened (nothing happens unless the resolver shares challenges).
+    pub fn with_cluster_challenges(mut self, resolver: Arc<CertResolver>) -> Self {
+        self.challenges = Some(resolver);
+        self
     }
 
     /// A slot for the peer of `stream` under the current cap; `Err` when it is refused.
@@ -165,8 +183,16 @@ impl<A: HttpServerApp + Send + Sync + 'static> Front<A> {
             tracing::error!("TLS listener got a stream that is not TCP");
             return None;
         };
-        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.tls_handshake(*tcp)).await
-        {
+        let handshake = async {
+            let mut tcp = tcp;
+            if let Some(resolver) = self.challenges.as_ref().filter(|r| r.shares_challenges()) {
+                if let Some(sni) = acme_tls_hello(&mut tcp).await {
+                    resolver.fetch_challenge(&sni).await;
+                }
+            }
+            acceptor.tls_handshake(*tcp).await
+        };
+        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 self.metrics.tls_handshake("failed");
@@ -220,6 +246,43 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Front<A> {
     async fn cleanup(&self) {
         self.app.cleanup().await;
     }
+}
+
+/// Read the ClientHello and put it back on `tcp` for the handshake; the server name when it
+/// offers `acme-tls/1` (TLS-ALPN-01). Anything unreadable is left for the handshake to
+/// refuse.
+async fn acme_tls_hello(tcp: &mut L4Stream) -> Option<String> {
+    let mut seen = Vec::new();
+    let mut hello = rustls::server::Acceptor::default();
+    let mut buf = [0u8; 4096];
+    let found = loop {
+        let n = match tcp.read(&mut buf).await {
+            Ok(0) | Err(_) => break None,
+            Ok(n) => n,
+        };
+        seen.extend_from_slice(&buf[..n]);
+        let mut chunk = &buf[..n];
+        while !chunk.is_empty() {
+            if hello.read_tls(&mut chunk).is_err() {
+                break;
+            }
+        }
+        match hello.accept() {
+            Ok(Some(accepted)) => {
+                let h = accepted.client_hello();
+                let acme = h
+                    .alpn()
+                    .is_some_and(|mut protos| protos.any(|p| p == ACME_TLS_ALPN));
+                break h.server_name().filter(|_| acme).map(str::to_string);
+            }
+            // A ClientHello is at most a few records; past 64 KiB it is not one.
+            Ok(None) if seen.len() < 64 * 1024 && !chunk.is_empty() => break None,
+            Ok(None) if seen.len() < 64 * 1024 => {}
+            _ => break None,
+        }
+    };
+    tcp.rewind(&seen);
+    found
 }
 
 /// Whether pingora kept bytes of a pipelined next request for the reused connection. pingora

@@ -16,7 +16,10 @@ use prometheus::{
 
 use crate::snapshot::Snapshot;
 
+mod acme;
 pub mod reads;
+
+pub use acme::AcmeFigures;
 
 /// Latency buckets, seconds: 1 ms to 30 s.
 const BUCKETS: &[f64] = &[
@@ -43,8 +46,7 @@ pub struct Metrics {
     limit_requests: IntCounterVec,
     limit_clients: IntGaugeVec,
     cert_not_after: IntGaugeVec,
-    acme_orders: IntCounterVec,
-    acme_fallback: IntCounterVec,
+    acme: acme::AcmeMetrics,
     connections_refused: IntCounter,
     cache_requests: IntCounterVec,
     cache_bytes: IntGaugeVec,
@@ -227,18 +229,7 @@ impl Metrics {
                 "Expiry of the certificate served for a name.",
                 &["name", "source"],
             ),
-            acme_orders: counter(
-                &r,
-                "vigie_acme_orders_total",
-                "ACME orders by result.",
-                &["site", "result"],
-            ),
-            acme_fallback: counter(
-                &r,
-                "vigie_acme_fallback_total",
-                "Sites moved from one ACME CA to the next of [[acme.ca]], by directory URL.",
-                &["from", "to"],
-            ),
+            acme: acme::AcmeMetrics::new(&r),
             connections_refused: {
                 let c = IntCounter::new(
                     "vigie_connections_refused_total",
@@ -374,8 +365,7 @@ impl Metrics {
         &self,
         snap: &Snapshot,
         certs: &[(String, &'static str, SystemTime)],
-        acme: &[(String, u64, u64)],
-        fallbacks: &[(String, String, u64)],
+        acme: &AcmeFigures,
     ) -> Vec<u8> {
         self.server_up.reset();
         self.server_in_flight.reset();
@@ -435,20 +425,7 @@ impl Metrics {
                 .with_label_values(&[name.as_str(), source])
                 .set(unix(*not_after));
         }
-        for (site, issued, failures) in acme {
-            for (result, v) in [("ok", *issued), ("failed", *failures)] {
-                let m = self.acme_orders.with_label_values(&[site.as_str(), result]);
-                m.reset();
-                m.inc_by(v);
-            }
-        }
-        for (from, to, n) in fallbacks {
-            let m = self
-                .acme_fallback
-                .with_label_values(&[from.as_str(), to.as_str()]);
-            m.reset();
-            m.inc_by(*n);
-        }
+        self.acme.refresh(acme);
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         out

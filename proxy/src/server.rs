@@ -209,7 +209,7 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
     server.add_service(http);
 
     if !server_cfg.https.is_empty() {
-        let tls_config = tls::server_config(min_tls, certs)
+        let tls_config = tls::server_config(min_tls, certs.clone())
             .map_err(|e| anyhow::anyhow!("cannot build the TLS configuration: {e}"))?;
         let app = pingora::proxy::http_proxy(&server.configuration, vigie());
         let front = Front::new(
@@ -218,7 +218,8 @@ pub fn run(snap: Snapshot, source: Source, upgrade: bool) -> anyhow::Result<()> 
             handle.clone(),
             connections,
             metrics.clone(),
-        );
+        )
+        .with_cluster_challenges(certs);
         let mut https = Service::new("vigie https".to_string(), front);
         for addr in &server_cfg.https {
             https.endpoints().add_listener(listener(addr));

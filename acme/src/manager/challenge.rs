@@ -1,10 +1,8 @@
-//! Challenge material: the TLS-ALPN-01 certificate, the DNS-01 hook, and cleaning up after
-//! an order whatever its outcome.
+//! Challenge material: the DNS-01 hook, and cleaning up after an order whatever its outcome
+//! (the TLS-ALPN-01 certificate is [`crate::alpn01`]'s).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::sign::CertifiedKey;
 use vigie_config::Acme;
 
 use super::*;
@@ -25,6 +23,7 @@ impl Cleanup {
         }
         for n in self.alpn {
             m.resolver.set_challenge(&n, None);
+            m.store.publish_alpn01(&n, None).await;
         }
         for (record, value) in self.dns {
             if let Err(e) = run_hook(acme, "cleanup", &record, &value).await {
@@ -32,27 +31,6 @@ impl Cleanup {
             }
         }
     }
-}
-
-/// The TLS-ALPN-01 certificate (RFC 8737): self-signed for `name`, with the critical
-/// acmeIdentifier extension holding the SHA-256 of the key authorization. rustls's
-/// `CertifiedKey::from_der` rejects that critical extension, so the key is built by hand.
-pub(super) fn alpn_challenge_cert(
-    name: &str,
-    digest: &[u8],
-) -> Result<Arc<CertifiedKey>, AcmeError> {
-    let err = |e: rcgen::Error| AcmeError::Challenge(e.to_string());
-    let key = rcgen::KeyPair::generate().map_err(err)?;
-    let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).map_err(err)?;
-    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
-    let cert = params.self_signed(&key).map_err(err)?;
-    let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-    let signer = rustls::crypto::ring::sign::any_supported_type(&der)
-        .map_err(|e| AcmeError::Challenge(e.to_string()))?;
-    Ok(Arc::new(CertifiedKey::new(
-        vec![cert.der().clone()],
-        signer,
-    )))
 }
 
 /// Run the DNS-01 hook as `HOOK present|cleanup RECORD VALUE` (60 s at most).

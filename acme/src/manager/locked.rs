@@ -18,6 +18,7 @@ impl Manager {
         let lock = match self.store.lock(key).await {
             Ok(LockOutcome::Acquired(lock)) => lock,
             Ok(LockOutcome::HeldBy(node)) => {
+                self.locks.waited(key);
                 if state.waiting.get(key) != Some(&node) {
                     tracing::info!(site = %key, holder = %node,
                         "another instance holds the order lock: waiting for its certificate");
@@ -29,10 +30,14 @@ impl Manager {
                 return;
             }
             Err(e) => {
+                if self.store.shared() {
+                    self.locks.unavailable(key);
+                }
                 self.store_down(state, key, &e);
                 return;
             }
         };
+        let _holding = self.store.shared().then(|| self.locks.acquired(key));
         state.waiting.remove(key);
         if self.store.shared() {
             // The previous holder may have stored a certificate just before letting go.

@@ -28,7 +28,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwap;
 use instant_acme::Account;
 use rustls::sign::CertifiedKey;
 use vigie_config::Acme;
@@ -40,64 +39,27 @@ use crate::store::{LockOutcome, SharedStore};
 
 mod account;
 mod challenge;
+mod error;
 mod fallback;
 mod http;
+mod lock_stats;
 mod locked;
 mod order;
 mod schedule;
 mod stored;
+mod tokens;
 
-use challenge::{alpn_challenge_cert, run_hook, Cleanup};
+use challenge::{run_hook, Cleanup};
 use http::CaTraffic;
 use schedule::{backoff, lifetime_renewal, retry_time, Schedule};
 use stored::Loaded;
 
+pub use error::AcmeError;
+pub use lock_stats::LockCounts;
+pub use tokens::Http01Tokens;
+
 /// How often an instance waiting for another's order looks at the lock again.
 const LOCK_WAIT: Duration = Duration::from_secs(1);
-
-/// HTTP-01 tokens being validated: token → key authorization; in a cluster, also those
-/// another instance published.
-#[derive(Debug, Default)]
-pub struct Http01Tokens(
-    ArcSwap<HashMap<String, String>>,
-    std::sync::OnceLock<SharedStore>,
-);
-
-impl Http01Tokens {
-    /// The key authorization for `token`, while this instance's challenge is open.
-    pub fn get(&self, token: &str) -> Option<String> {
-        self.0.load().get(token).cloned()
-    }
-
-    /// The key authorization for `token`: this instance's, or one another instance of the
-    /// cluster published (a token is base64url, at most 128 characters: anything else is
-    /// not looked up).
-    pub async fn lookup(&self, token: &str) -> Option<String> {
-        if let Some(v) = self.get(token) {
-            return Some(v);
-        }
-        let valid = !token.is_empty()
-            && token.len() <= 128
-            && token
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        match self.1.get() {
-            Some(store) if valid => store.http01(token).await,
-            _ => None,
-        }
-    }
-
-    fn set(&self, token: &str, value: Option<String>) {
-        self.0.rcu(|cur| {
-            let mut next = HashMap::clone(cur);
-            match &value {
-                Some(v) => next.insert(token.to_string(), v.clone()),
-                None => next.remove(token),
-            };
-            next
-        });
-    }
-}
 
 /// The path prefix HTTP-01 validation requests use.
 pub const HTTP01_PREFIX: &str = "/.well-known/acme-challenge/";
@@ -139,6 +101,11 @@ pub struct Status {
     pub failed: u64,
     /// In a cluster: the node that ordered the served certificate and its lock's fence.
     pub ordered_by: Option<(String, u64)>,
+    /// In a cluster: when that node stored it.
+    pub ordered_at: Option<SystemTime>,
+    /// In a cluster: the node holding the site's order lock (as last seen by this one, or
+    /// read from the store by [`Manager::status_now`]).
+    pub lock_holder: Option<String>,
     /// Directory URL of the CA that issued the served certificate (`None`: not recorded).
     pub ca: Option<String>,
 }
@@ -150,6 +117,7 @@ struct Managed {
     schedule: Schedule,
     profile: Option<String>,
     ordered_by: Option<(String, u64)>,
+    ordered_at: Option<SystemTime>,
     /// Directory of the CA that issued it.
     ca: Option<String>,
 }
@@ -170,6 +138,7 @@ impl Managed {
             schedule,
             profile: None,
             ordered_by: None,
+            ordered_at: None,
             ca: None,
         }
     }
@@ -215,6 +184,7 @@ pub struct Manager {
     traffic: Arc<CaTraffic>,
     timeout: Duration,
     fallbacks: fallback::Counts,
+    locks: lock_stats::LockStats,
 }
 
 impl std::fmt::Debug for Manager {
@@ -223,39 +193,6 @@ impl std::fmt::Debug for Manager {
             .field("state_dir", &self.state_dir)
             .finish()
     }
-}
-
-/// Why an order failed.
-#[derive(Debug, thiserror::Error)]
-pub enum AcmeError {
-    /// The ACME server or the protocol said no.
-    #[error("ACME: {0}")]
-    Acme(#[from] instant_acme::Error),
-    /// The account could not be stored or read.
-    #[error("account storage: {0}")]
-    Storage(String),
-    /// A challenge could not be prepared.
-    #[error("challenge: {0}")]
-    Challenge(String),
-    /// The order ended in an unexpected state.
-    #[error("order {0}")]
-    Order(String),
-    /// The issued certificate was unusable.
-    #[error(transparent)]
-    Cert(#[from] crate::pem::CertError),
-    /// The External Account Binding key could not be had, or the CA refused the binding.
-    #[error("external account binding: {0}")]
-    Eab(String),
-    /// The configured profile is not one the directory advertises.
-    #[error("profile \"{profile}\" is not offered by {directory}: {offered}")]
-    Profile {
-        /// The profile asked for.
-        profile: String,
-        /// The directory URL.
-        directory: String,
-        /// What the directory offers, in words.
-        offered: String,
-    },
 }
 
 /// The directory name for a site's files: its first name, `*` spelled out.
@@ -294,6 +231,7 @@ impl Manager {
             traffic: Arc::new(CaTraffic::default()),
             timeout: Duration::from_secs(30),
             fallbacks: fallback::Counts::default(),
+            locks: lock_stats::LockStats::default(),
         })
     }
 
@@ -312,6 +250,7 @@ impl Manager {
         if let Some(m) = Arc::get_mut(&mut self) {
             if store.shared() {
                 let _ = m.tokens.1.set(store.clone());
+                m.resolver.share_challenges(store.clone());
             }
             m.store = store;
             m.node = node.to_string();
@@ -335,12 +274,41 @@ impl Manager {
         &self.tokens
     }
 
-    /// Status of every managed site.
+    /// Status of every managed site; in a cluster the lock holder is this node while it
+    /// holds the lock, else the one last seen holding it.
     pub fn status(&self) -> Vec<Status> {
-        self.status
+        let mut list: Vec<(String, Status)> = self
+            .status
             .lock()
-            .map(|s| s.values().cloned().collect())
-            .unwrap_or_default()
+            .map(|s| s.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        for (key, st) in &mut list {
+            if self.locks.holds(key) {
+                st.lock_holder = Some(self.node.clone());
+            }
+        }
+        list.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// [`Manager::status`] with the lock holders read from the shared store now (when it
+    /// cannot be read, as last seen).
+    pub async fn status_now(&self) -> Vec<Status> {
+        let mut list = self.status();
+        if !self.store.shared() {
+            return list;
+        }
+        let keys: Vec<String> = list.iter().map(|s| site_key(&s.names)).collect();
+        if let Ok(holders) = self.store.lock_holders(&keys).await {
+            for (st, holder) in list.iter_mut().zip(holders) {
+                st.lock_holder = holder;
+            }
+        }
+        list
+    }
+
+    /// Order-lock figures of every site (cluster only; empty for an instance alone).
+    pub fn lock_counts(&self) -> Vec<LockCounts> {
+        self.locks.all()
     }
 
     fn install(&self, state: &State) {
@@ -456,7 +424,7 @@ impl Manager {
             (None, None) => None,
         };
         let current = current.map(|m| {
-            let by = m.ordered_by.clone();
+            let by = (m.ordered_by.clone(), m.ordered_at);
             let ari = match m.schedule.source {
                 schedule::Source::Ari { start, end } => Some((start, end)),
                 schedule::Source::Lifetime => None,
@@ -475,11 +443,12 @@ impl Manager {
                 st.cert = Some(info);
                 st.renew_at = Some(renew_at);
                 st.profile = profile;
-                st.ordered_by = by;
+                (st.ordered_by, st.ordered_at) = by;
                 st.ari_window = ari;
                 st.ca = ca;
             }
             st.waiting = waiting;
+            st.lock_holder = state.waiting.get(&key).cloned();
         }
         wake
     }
@@ -525,13 +494,5 @@ impl Manager {
             }
             _ => format!("back-off after {failures} failed order(s): next attempt at {at}"),
         }
-    }
-}
-
-impl AcmeError {
-    /// The CA answered `urn:ietf:params:acme:error:rateLimited`.
-    fn is_rate_limited(&self) -> bool {
-        matches!(self, AcmeError::Acme(instant_acme::Error::Api(p))
-            if p.r#type.as_deref().is_some_and(|t| t.ends_with(":rateLimited")))
     }
 }

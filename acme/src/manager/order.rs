@@ -8,8 +8,9 @@ use instant_acme::{
 };
 use vigie_config::{Acme, ChallengeKind};
 
+use crate::alpn01;
 use crate::pem::{certified_key, certs_from_pem, info, CertInfo};
-use crate::store::{Held, StoredCert};
+use crate::store::{Held, StoreError, StoredCert};
 
 use super::schedule::ari_id;
 use super::*;
@@ -183,12 +184,16 @@ impl Manager {
             profile: profile.map(str::to_string),
             ordered_by: None,
             ca: Some(acme.directory.clone()),
+            ordered_at: None,
         };
-        self.store
-            .save_cert(&site_key(names), &stored, lock)
-            .await
-            .map_err(|e| AcmeError::Storage(e.to_string()))?;
+        if let Err(e) = self.store.save_cert(&site_key(names), &stored, lock).await {
+            if matches!(e, StoreError::LockLost(_)) {
+                self.locks.lost(&site_key(names));
+            }
+            return Err(AcmeError::Storage(e.to_string()));
+        }
         m.ordered_by = lock.token().map(|_| (self.node.clone(), lock.fence()));
+        m.ordered_at = lock.token().map(|_| std::time::SystemTime::now());
         Ok(m)
     }
 
@@ -233,14 +238,20 @@ impl Manager {
                 }
                 ChallengeKind::TlsAlpn01 => {
                     let bare = name.trim_start_matches("*.").to_string();
-                    let ck = alpn_challenge_cert(&bare, key_auth.digest().as_ref())?;
+                    let digest = key_auth.digest();
+                    let ck = alpn01::challenge_cert(&bare, digest.as_ref())
+                        .map_err(AcmeError::Challenge)?;
                     // An IP address is validated with its reverse-DNS name as SNI (RFC 8738),
                     // the certificate naming the address itself.
                     let sni = match bare.parse::<std::net::IpAddr>() {
                         Ok(ip) => reverse_name(ip),
-                        Err(_) => bare,
+                        Err(_) => bare.to_ascii_lowercase(),
                     };
                     self.resolver.set_challenge(&sni, Some(ck));
+                    // Any instance of a cluster may be asked: they make their own certificate
+                    // from the name and digest (no key is shared; see `alpn01`).
+                    let answer = alpn01::Answer::new(&bare, digest.as_ref());
+                    self.store.publish_alpn01(&sni, Some(&answer)).await;
                     cleanup.alpn.push(sni);
                 }
                 ChallengeKind::Dns01 => {

@@ -67,6 +67,7 @@ impl Manager {
                 Some(mut m) => {
                     m.profile = stored.profile.clone();
                     m.ordered_by = stored.ordered_by.clone();
+                    m.ordered_at = stored.ordered_at;
                     m.ca = stored.ca.clone();
                     Loaded::Usable(Box::new(m))
                 }
@@ -122,6 +123,7 @@ impl Manager {
                 // certificate of another profile (and re-order it).
                 m.profile = stored.profile.clone();
                 m.ordered_by = stored.ordered_by.clone();
+                m.ordered_at = stored.ordered_at;
                 m.ca = stored.ca.clone();
                 tracing::info!(site = %key, not_after = ?m.info.not_after, "using the stored certificate");
                 state.certs.insert(key, m);

@@ -79,6 +79,7 @@ impl DirStore {
             profile,
             ordered_by: None,
             ca,
+            ordered_at: None,
         }))
     }
 

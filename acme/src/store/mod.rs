@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::alpn01::Answer;
+
 pub mod dir;
 mod files;
 pub mod lock;
@@ -36,6 +38,8 @@ pub struct StoredCert {
     pub ordered_by: Option<(String, u64)>,
     /// Directory URL of the CA that issued it (`None`: not recorded).
     pub ca: Option<String>,
+    /// When it was stored by the node that ordered it (cluster only).
+    pub ordered_at: Option<std::time::SystemTime>,
 }
 
 impl std::fmt::Debug for StoredCert {
@@ -43,6 +47,7 @@ impl std::fmt::Debug for StoredCert {
         f.debug_struct("StoredCert")
             .field("profile", &self.profile)
             .field("ordered_by", &self.ordered_by)
+            .field("ordered_at", &self.ordered_at)
             .finish_non_exhaustive()
     }
 }
@@ -122,6 +127,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn publish_http01(&self, token: &str, key_auth: Option<&str>);
     /// An HTTP-01 answer another instance published.
     async fn http01(&self, token: &str) -> Option<String>;
+    /// Publish (or with `None` withdraw) what any instance needs to answer the TLS-ALPN-01
+    /// challenge for `sni` (see [`crate::alpn01`]); nothing to do for a store of one.
+    async fn publish_alpn01(&self, _sni: &str, _answer: Option<&Answer>) {}
+    /// The TLS-ALPN-01 answer another instance published for `sni`.
+    async fn alpn01(&self, _sni: &str) -> Result<Option<Answer>, StoreError> {
+        Ok(None)
+    }
+    /// The node holding each site's order lock now (`None`: nobody), in the order of
+    /// `sites`; a store of one has no cluster-wide lock.
+    async fn lock_holders(&self, sites: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        Ok(vec![None; sites.len()])
+    }
 }
 
 /// The lock of a store that nobody else uses: the manager's own mutex already serialises

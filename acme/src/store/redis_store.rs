@@ -5,6 +5,8 @@
 //! - `Paccount:DIRECTORY`: the account credentials, sealed;
 //! - `Plock:SITE` and `Pfence:SITE`: the order lock and its fencing counter ([`super::lock`]);
 //! - `Phttp01:TOKEN`: an HTTP-01 answer while its challenge is open (10-minute expiry);
+//! - `Palpn01:SNI`: JSON `{name, digest}` while a TLS-ALPN-01 challenge is open (10-minute
+//!   expiry): what any node needs to make its own challenge certificate ([`crate::alpn01`]);
 //! - `Pkeycheck`: a value sealed with the cluster key by the first node, so a node started
 //!   with another key fails at start instead of ordering anew;
 //! - channel `Pcerts`: the site name, published with each new certificate.
@@ -25,6 +27,7 @@ use super::dir::{directory_key, DirStore};
 use super::lock::{RedisLock, FENCED_SET};
 use super::sealed::{SealError, SealKey};
 use super::{Held, LockOutcome, Store, StoreError, StoredCert};
+use crate::alpn01::Answer;
 
 /// How long a command (or a connection attempt) may take before Redis counts as down.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -179,6 +182,7 @@ impl RedisStore {
             profile: r.profile,
             ordered_by: Some((r.node, r.fence)),
             ca: r.ca,
+            ordered_at: (r.at > 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_secs(r.at)),
         })
     }
 
@@ -345,6 +349,57 @@ impl Store for RedisStore {
         let name = self.k(&format!("http01:{token}"));
         let mut c = self.conn().await.ok()?;
         c.get(&name).await.ok().flatten()
+    }
+
+    async fn publish_alpn01(&self, sni: &str, answer: Option<&Answer>) {
+        let name = self.k(&format!("alpn01:{sni}"));
+        let done: Result<(), StoreError> = async {
+            let mut c = self.conn().await?;
+            let r: ::redis::RedisResult<()> = match answer {
+                Some(a) => {
+                    let json =
+                        serde_json::to_string(a).map_err(|e| StoreError::Write(e.to_string()))?;
+                    c.pset_ex(&name, json, HTTP01_TTL_MS).await
+                }
+                None => c.del(&name).await,
+            };
+            r.map_err(|e| unavailable(&self.settings.url, e))
+        }
+        .await;
+        if let Err(e) = done {
+            tracing::warn!(sni = %sni, error = %e,
+                "cannot share the TLS-ALPN-01 answer: only this instance can answer it");
+        }
+    }
+
+    async fn alpn01(&self, sni: &str) -> Result<Option<Answer>, StoreError> {
+        let name = self.k(&format!("alpn01:{sni}"));
+        let json: Option<String> = self
+            .conn()
+            .await?
+            .get(&name)
+            .await
+            .map_err(|e| unavailable(&self.settings.url, e))?;
+        json.map(|j| {
+            serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn lock_holders(&self, sites: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        if sites.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = sites.iter().map(|s| self.k(&format!("lock:{s}"))).collect();
+        let values: Vec<Option<String>> = ::redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut self.conn().await?)
+            .await
+            .map_err(|e| unavailable(&self.settings.url, e))?;
+        Ok(values
+            .into_iter()
+            .map(|v| v.and_then(|v| v.split(' ').next().map(str::to_string)))
+            .collect())
     }
 
     fn watch(&self, wake: Arc<tokio::sync::Notify>) {

@@ -123,6 +123,7 @@ async fn redis_keeps_secrets_sealed_and_refuses_another_key() {
         profile: Some("shortlived".into()),
         ordered_by: None,
         ca: Some("https://ca/dir".into()),
+        ordered_at: None,
     };
     let LockOutcome::Acquired(lock) = a.lock("site").await.unwrap() else {
         panic!()
@@ -222,4 +223,40 @@ async fn redis_down_is_unavailable_not_absent() {
         s.lock("site").await,
         Err(StoreError::Unavailable(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_alpn_01_answer_published_by_one_node_is_answered_by_another_without_its_key() {
+    use crate::alpn01::Answer;
+    use crate::CertResolver;
+    let r = TestRedis::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = store(&r, 1, "node-a", &dir.path().join("a"));
+    let b: crate::SharedStore = std::sync::Arc::new(store(&r, 1, "node-b", &dir.path().join("b")));
+    let resolver = CertResolver::new();
+    // Without a shared store nothing is looked up.
+    assert!(!resolver.fetch_challenge("a.example").await);
+    resolver.share_challenges(b.clone());
+    assert!(!resolver.fetch_challenge("a.example").await);
+    a.publish_alpn01("a.example", Some(&Answer::new("a.example", &[9; 32])))
+        .await;
+    let raw: String = r.conn().await.get("p:alpn01:a.example").await.unwrap();
+    assert!(!raw.contains("PRIVATE"), "only the name and digest: {raw}");
+    assert!(resolver.fetch_challenge("A.example").await);
+    // A name that is not a host name is never looked up.
+    assert!(!resolver.fetch_challenge("a.example\r\nGET").await);
+    // Withdrawn: the next handshake gets nothing.
+    a.publish_alpn01("a.example", None).await;
+    assert!(!resolver.fetch_challenge("a.example").await);
+    // The lock holders, read in one round trip.
+    let LockOutcome::Acquired(lock) = a.lock("s1").await.unwrap() else {
+        panic!()
+    };
+    let holders = b
+        .lock_holders(&["s1".to_string(), "s2".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(holders, vec![Some("node-a".to_string()), None]);
+    lock.release().await;
+    assert_eq!(b.lock_holders(&["s1".into()]).await.unwrap(), vec![None]);
 }

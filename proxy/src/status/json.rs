@@ -257,6 +257,9 @@ impl StatusPage {
                 last_error: None,
                 failures: 0,
                 ari_window: None,
+                lock_holder: None,
+                ordered_by: None,
+                ordered_at: None,
                 names,
             };
             if *tls == SiteTls::Acme {
@@ -282,6 +285,9 @@ impl StatusPage {
                         start: unix(start),
                         end: unix(end),
                     });
+                    cert.lock_holder = s.lock_holder.clone();
+                    cert.ordered_by = s.ordered_by.as_ref().map(|(node, _)| node.clone());
+                    cert.ordered_at = s.ordered_at.map(unix);
                 }
             }
             out.push(cert);

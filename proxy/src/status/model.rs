@@ -251,6 +251,12 @@ pub struct Certificate {
     pub failures: u32,
     /// The CA's suggested renewal window (ARI), when it gave one.
     pub ari_window: Option<Window>,
+    /// In a cluster: the node holding the site's order lock, as this instance last saw it.
+    pub lock_holder: Option<String>,
+    /// In a cluster: the node that ordered the certificate served now.
+    pub ordered_by: Option<String>,
+    /// In a cluster: when that node stored it.
+    pub ordered_at: Option<u64>,
 }
 
 /// A time window.

@@ -224,15 +224,23 @@
       const text = when(c.not_after) + ' (' + relative(c.not_after, now) + ')';
       return kind ? badge(kind, (days < 0 ? 'expired ' : 'soon: ') + text) : text;
     };
+    const cluster = (c) => {
+      if (!c.ordered_by && !c.lock_holder) return '–';
+      const parts = [];
+      if (c.ordered_by) parts.push('ordered by ' + c.ordered_by + (c.ordered_at ? ', ' + when(c.ordered_at) : ''));
+      if (c.lock_holder) parts.push(el('br'), badge('warn', 'lock held by ' + c.lock_holder));
+      return parts;
+    };
     fill('certificates', 'Certificates', table(
       [{ label: 'Names' }, { label: 'Source' }, { label: 'Issuer' }, { label: 'Expires' }, { label: 'Next renewal' },
-        { label: 'Last ACME outcome' }, { label: 'ARI window' }],
+        { label: 'Last ACME outcome' }, { label: 'ARI window' }, { label: 'Cluster' }],
       d.certificates.map((c) => ({
         attrs: { 'data-cert': c.names[0] },
         cells: [cell(c.names.join(', ')), cell(c.source), cell(c.issuer || '–'), cell(expiry(c)),
           { value: c.renew_at ? [when(c.renew_at) + ' (' + relative(c.renew_at, now) + ')', el('br'), el('span', { class: 'muted' }, c.renewal)] : el('span', { class: 'muted' }, c.renewal), class: 'renew' },
           { value: [outcome(c), c.last_error ? el('div', { class: 'err' }, c.last_error) : null], class: 'outcome' },
-          cell(c.ari_window ? when(c.ari_window.start) + ' – ' + when(c.ari_window.end) : '–')],
+          cell(c.ari_window ? when(c.ari_window.start) + ' – ' + when(c.ari_window.end) : '–'),
+          { value: cluster(c), class: 'cluster' }],
       }))));
   }
 
