@@ -71,12 +71,6 @@ impl Redis {
         }
     }
 
-    /// Start it again on the same port (after [`Redis::kill`]), empty, and wait for PING.
-    pub async fn restart(&mut self) {
-        self.kill();
-        self.spawn().await;
-    }
-
     /// A connection for the test's own reads.
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.url.as_str())
