@@ -200,6 +200,38 @@ async fn two_instances_order_once_share_the_challenge_and_serve_the_same_certifi
     let stored = redis.get(&format!("t15:cert:{SITE}")).await.unwrap();
     assert!(stored.contains("vigie-sealed:v1:"), "{stored}");
     assert!(!stored.contains("PRIVATE KEY"), "{stored}");
+    let accounts: Vec<String> = redis::cmd("KEYS")
+        .arg("t15:account:*")
+        .query_async(&mut redis.conn().await)
+        .await
+        .unwrap();
+    assert_eq!(
+        accounts.len(),
+        1,
+        "one ACME account for the cluster: {accounts:?}"
+    );
+    let account = redis.get(&accounts[0]).await.unwrap();
+    assert!(account.starts_with("vigie-sealed:v1:"), "{account}");
+    assert!(
+        !account.contains("pkcs8") && !account.contains("{"),
+        "{account}"
+    );
+
+    // `vigie cert list` on the instance that did not order names the one that did, and when.
+    let holder_node = if std::ptr::eq(holder, &a) { "a" } else { "b" };
+    let list = other.cert_list();
+    let row: Vec<&str> = list
+        .lines()
+        .find(|l| l.starts_with(SITE))
+        .unwrap_or_default()
+        .split('\t')
+        .collect();
+    assert_eq!(row.len(), 13, "{list}");
+    assert!(
+        row[11].starts_with(&format!("{holder_node} (fence ")),
+        "{list}"
+    );
+    assert_ne!(row[12], "-", "ordered_at: {list}");
 
     // Redis down: both keep serving; an instance restarted meanwhile serves its local copy.
     redis.kill();
