@@ -348,7 +348,9 @@ async fn corrupt_state_files_give_clear_errors_and_a_fresh_issuance() {
     let p = Pebble::start(Ports::port(&ports.http), Ports::port(&ports.https), None).await;
     let name = "corrupt.example.com";
     let cfg = config(&p, "http-01", &format!("\"{name}\""), "");
-    let mut v = Vigie::start_on(&cfg, ports, &[]).await;
+    // A first order that fails under a loaded CI machine is retried after 1 s, not the
+    // default minute (which outlasts the wait: seen once in CI on 2026-12-03).
+    let mut v = Vigie::start_on(&cfg, ports, &[("VIGIE_ACME_RETRY_SECONDS", "1")]).await;
     let first = wait_for_pebble_cert(&v, &p, name).await;
     // Garbage in the account and the certificate, then a restart.
     let acme_dir = std::fs::read_dir(v.state().join("acme"))
