@@ -175,7 +175,7 @@ async fn dns01_through_the_hook_issues_a_wildcard() {
 }
 
 /// A client whose every request is a new TLS handshake, trusting only `root`.
-fn fresh_handshake_client(v: &Vigie, name: &str, root: &str) -> reqwest::Client {
+pub(crate) fn fresh_handshake_client(v: &Vigie, name: &str, root: &str) -> reqwest::Client {
     let addr: std::net::SocketAddr = v.https.parse().unwrap();
     reqwest::Client::builder()
         .no_proxy()

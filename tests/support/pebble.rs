@@ -203,6 +203,12 @@ impl Pebble {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("pebble.log")).unwrap_or_default()
     }
+
+    /// How many orders Pebble created. Not the count of `POST /order-plz`: Pebble rejects
+    /// 5% of good nonces, and the client sends a rejected request again.
+    pub fn orders_created(&self) -> usize {
+        self.log().matches("Added order \"").count()
+    }
 }
 
 impl Drop for Pebble {
