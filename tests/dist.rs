@@ -222,7 +222,7 @@ async fn alerts_and_dashboard_use_metrics_vigie_exports() {
     let alerts: serde_yaml::Value = serde_yaml::from_str(&dist("dist/alerts.yml")).unwrap();
     let rules = alerts["groups"][0]["rules"].as_sequence().unwrap();
     let names: Vec<&str> = rules.iter().filter_map(|r| r["alert"].as_str()).collect();
-    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(names.len(), 7, "{names:?}");
     let dashboard: serde_json::Value =
         serde_json::from_str(&dist("dist/grafana-dashboard.json")).unwrap();
     let mut exprs: Vec<String> = rules
@@ -265,7 +265,19 @@ async fn alerts_and_dashboard_use_metrics_vigie_exports() {
         },
     )
     .await;
-    let exported = v.metrics().await;
+    // And an instance of a cluster, for the cluster's metrics.
+    let redis = crate::support::redis::Redis::start().await;
+    let key = v.dir.path().join("cluster.key");
+    std::fs::write(&key, [3u8; 32]).unwrap();
+    let member = Vigie::start(&format!(
+        "[server]\nhttp = [\"{{http}}\"]\nadmin = \"{{admin}}\"\nstate_dir = \"{{state}}\"\n\
+         [cluster]\nredis = \"{}\"\nnode_id = \"n1\"\nencryption_key_file = \"{}\"\n\
+         [[sites]]\nnames = [\"a.test\"]\n[[sites.routes]]\npath = \"/\"\nrespond = {{}}\n",
+        redis.url,
+        key.display()
+    ))
+    .await;
+    let exported = v.metrics().await + &member.metrics().await;
     for expr in exprs {
         for (i, _) in expr.match_indices("vigie_") {
             let name: String = expr[i..]
