@@ -95,7 +95,7 @@ pub struct Ari {
     retry_after: u64,
     /// Certificate id → (window start, window end).
     windows: HashMap<String, (SystemTime, SystemTime)>,
-    /// The decoded JWS payloads of every `newOrder`.
+    /// The decoded JWS payloads of every `newOrder` the CA created (answered 201).
     orders: Vec<serde_json::Value>,
 }
 
@@ -210,7 +210,7 @@ impl CaProxy {
             .unwrap_or_default()
     }
 
-    /// The decoded payloads of the `newOrder` requests seen while ARI was on.
+    /// The decoded payloads of the `newOrder` requests the CA created (201) while ARI was on.
     pub fn ari_orders(&self) -> Vec<serde_json::Value> {
         self.ari
             .lock()
@@ -305,14 +305,17 @@ async fn answer(
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            if let Some(payload) = jws_payload(&body) {
+            let payload = jws_payload(&body);
+            let req = Request::from_parts(parts, Full::new(body));
+            let rsp = forward(shared, req).await;
+            shared.note(what, rsp.status().as_u16());
+            // Created orders only: Pebble rejects 5% of good nonces, and vigie sends a
+            // rejected newOrder again, the same payload twice.
+            if let (Some(payload), 201) = (payload, rsp.status().as_u16()) {
                 if let Some(a) = shared.ari.lock().unwrap().as_mut() {
                     a.orders.push(payload);
                 }
             }
-            let req = Request::from_parts(parts, Full::new(body));
-            let rsp = forward(shared, req).await;
-            shared.note(what, rsp.status().as_u16());
             return Ok(rsp);
         }
     }
