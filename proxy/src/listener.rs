@@ -18,7 +18,8 @@
 //! read here first (and put back for the handshake, which reads it again): when it offers
 //! `acme-tls/1`, the resolver fetches the published answer from the store before the
 //! handshake goes on ([`vigie_acme::CertResolver::fetch_challenge`]). Only an instance with
-//! a `[cluster]` does this; the deadline covers it.
+//! a `[cluster]` does this; the deadline covers it. A ClientHello without the bytes
+//! `acme-tls/1` is not parsed ([`hello`]).
 //!
 //! HTTP/1.x connections (no ALPN `h2`, no h2c preface) go through the header guard
 //! ([`crate::header_guard`]): `Front` runs pingora's keep-alive loop itself so that it can
@@ -36,7 +37,6 @@ use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
-use tokio::io::AsyncReadExt;
 use vigie_acme::resolver::ACME_TLS_ALPN;
 use vigie_acme::CertResolver;
 
@@ -44,6 +44,9 @@ use crate::header_guard::Guarded;
 use crate::limits::{ConnectionCounter, ConnectionSlot};
 use crate::metrics::Metrics;
 use crate::snapshot::SnapshotHandle;
+use hello::acme_tls_hello;
+
+mod hello;
 
 /// Longest time a client may take to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -246,43 +249,6 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Front<A> {
     async fn cleanup(&self) {
         self.app.cleanup().await;
     }
-}
-
-/// Read the ClientHello and put it back on `tcp` for the handshake; the server name when it
-/// offers `acme-tls/1` (TLS-ALPN-01). Anything unreadable is left for the handshake to
-/// refuse.
-async fn acme_tls_hello(tcp: &mut L4Stream) -> Option<String> {
-    let mut seen = Vec::new();
-    let mut hello = rustls::server::Acceptor::default();
-    let mut buf = [0u8; 4096];
-    let found = loop {
-        let n = match tcp.read(&mut buf).await {
-            Ok(0) | Err(_) => break None,
-            Ok(n) => n,
-        };
-        seen.extend_from_slice(&buf[..n]);
-        let mut chunk = &buf[..n];
-        while !chunk.is_empty() {
-            if hello.read_tls(&mut chunk).is_err() {
-                break;
-            }
-        }
-        match hello.accept() {
-            Ok(Some(accepted)) => {
-                let h = accepted.client_hello();
-                let acme = h
-                    .alpn()
-                    .is_some_and(|mut protos| protos.any(|p| p == ACME_TLS_ALPN));
-                break h.server_name().filter(|_| acme).map(str::to_string);
-            }
-            // A ClientHello is at most a few records; past 64 KiB it is not one.
-            Ok(None) if seen.len() < 64 * 1024 && !chunk.is_empty() => break None,
-            Ok(None) if seen.len() < 64 * 1024 => {}
-            _ => break None,
-        }
-    };
-    tcp.rewind(&seen);
-    found
 }
 
 /// Whether pingora kept bytes of a pipelined next request for the reused connection. pingora
