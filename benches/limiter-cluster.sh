@@ -15,16 +15,9 @@ cd "$(dirname "$0")/.."
 secs=${1:-5}
 rounds=${2:-3}
 command -v wrk >/dev/null || { sudo=$([ "$(id -u)" = 0 ] || echo sudo); $sudo apt-get install -y -qq wrk >/dev/null; }
-command -v redis-server >/dev/null || { echo "redis-server is needed (make deps)" >&2; exit 1; }
+. benches/cluster-pair.sh
 cargo build -q --release -p vigie
-dir=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$dir"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no >"$dir/redis.log" 2>&1 &
-rpid=$!; pids+=("$rpid")
-head -c 32 /dev/urandom >"$dir/cluster.key"
+cluster_pair_setup
 
 # config NAME PORT ADMIN [cluster]
 config() {
@@ -51,24 +44,13 @@ names = ["bench.test"]
   respond = { body = "ok\n" }
   limit = "bench"
 TOML
-  if [ "${4:-}" = cluster ]; then
-    printf '[cluster]\nredis = "redis://127.0.0.1:%s/"\nnode_id = "bench"\nencryption_key_file = "%s"\n' \
-      "$rport" "$dir/cluster.key"
-  fi
+  if [ "${4:-}" = cluster ]; then cluster_table; fi
 }
 lport=$(free_port); ladmin=$(free_port); cport=$(free_port); cadmin=$(free_port)
 config local "$lport" "$ladmin" >"$dir/local.toml"
 config cluster "$cport" "$cadmin" cluster >"$dir/cluster.toml"
-./target/release/vigie -c "$dir/local.toml" 2>"$dir/local.log" &
-lpid=$!; pids+=("$lpid")
-./target/release/vigie -c "$dir/cluster.toml" 2>"$dir/cluster.log" &
-cpid=$!; pids+=("$cpid")
-for admin in "$ladmin" "$cadmin"; do
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$admin/healthz" >/dev/null && break; sleep 0.1; done
-done
-for _ in $(seq 100); do
-  curl -s "http://127.0.0.1:$cadmin/metrics" | grep -q '^vigie_cluster_redis_up 1' && break; sleep 0.1
-done
+cluster_pair_start local "$ladmin"; lpid=$started
+cluster_pair_start cluster "$cadmin"; cpid=$started
 cat > "$dir/xff.lua" <<'LUA'
 local n = 0
 request = function()
@@ -77,8 +59,6 @@ request = function()
   return wrk.format("GET", wrk.path, { ["Host"] = "bench.test", ["X-Forwarded-For"] = ip })
 end
 LUA
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
 to_us() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v*1000 } else { sub(/s$/,"",v); print v*1000000 } }'; }
 # latency PORT -> "p50_us p99_us"
 latency() {
@@ -110,7 +90,6 @@ for i in $(seq "$rounds"); do
     fi
   done
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 keys=$(redis-cli -p "$rport" dbsize)
 fallback=$(curl -s "http://127.0.0.1:$cadmin/metrics" | awk '/^vigie_cluster_limiter_fallback_total\{action="local"\}/ {print $2}')
 echo "| limiter | p50 µs (c=1) | p99 µs (c=1) | req/s (c=32) | vigie CPU µs/req | redis-server CPU µs/req |"

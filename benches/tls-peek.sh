@@ -19,19 +19,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
 rounds=${2:-3}
-command -v redis-server >/dev/null || { echo "redis-server is needed (make deps)" >&2; exit 1; }
+. benches/cluster-pair.sh
 if [ "${INSTRUCTIONS:-}" = 1 ] && ! command -v valgrind >/dev/null; then
   sudo=$([ "$(id -u)" = 0 ] || echo sudo); $sudo apt-get install -y -qq valgrind >/dev/null
 fi
 cargo build -q --release -p vigie --bin vigie --example bench-clients
-dir=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$dir"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no >"$dir/redis.log" 2>&1 &
-pids+=("$!")
-head -c 32 /dev/urandom >"$dir/cluster.key"
+cluster_pair_setup
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench.test \
   -addext subjectAltName=DNS:bench.test -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
 
@@ -53,27 +46,14 @@ tls = { cert = "$dir/cert.pem", key = "$dir/key.pem" }
   path = "/"
   respond = { body = "ok\n" }
 TOML
-  if [ "${4:-}" = cluster ]; then
-    printf '[cluster]\nredis = "redis://127.0.0.1:%s/"\nnode_id = "bench"\nencryption_key_file = "%s"\n' \
-      "$rport" "$dir/cluster.key"
-  fi
+  if [ "${4:-}" = cluster ]; then cluster_table; fi
 }
 pport=$(free_port); padmin=$(free_port); cport=$(free_port); cadmin=$(free_port)
 config plain "$pport" "$padmin" >"$dir/plain.toml"
 config cluster "$cport" "$cadmin" cluster >"$dir/cluster.toml"
-./target/release/vigie -c "$dir/plain.toml" 2>"$dir/plain.log" &
-ppid=$!; pids+=("$ppid")
-./target/release/vigie -c "$dir/cluster.toml" 2>"$dir/cluster.log" &
-cpid=$!; pids+=("$cpid")
-for admin in "$padmin" "$cadmin"; do
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$admin/healthz" >/dev/null && break; sleep 0.1; done
-done
-for _ in $(seq 100); do
-  curl -s "http://127.0.0.1:$cadmin/metrics" | grep -q '^vigie_cluster_redis_up 1' && break; sleep 0.1
-done
+cluster_pair_start plain "$padmin"; ppid=$started
+cluster_pair_start cluster "$cadmin"; cpid=$started
 clients=./target/release/examples/bench-clients
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
 # serial PORT -> µs per connection at one client
 serial() {
   "$clients" handshakes "127.0.0.1:$1" bench.test "$secs" 1 |
@@ -102,7 +82,6 @@ for i in $(seq "$rounds"); do
     fi
   done
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "| vigie | µs per connection (1 client) | connections/s (16 clients) | vigie CPU µs/connection |"
 echo "|---|---|---|---|"
 echo "| plain | $(median "${pser[@]}") | $(median "${prate[@]}") | $(median "${pcpu[@]}") |"
