@@ -32,7 +32,12 @@ pub(super) async fn acme_tls_hello(tcp: &mut L4Stream) -> Option<String> {
             Scan::NotAcme => break None,
             Scan::MoreBytes if seen.len() < MOST => {}
             Scan::MoreBytes => break None,
-            Scan::Parse => break acme_server_name(&seen),
+            Scan::Parse => match acme_server_name(&seen) {
+                Parsed::Done(name) => break name,
+                // A ClientHello over several records: the parser waits for the rest.
+                Parsed::Incomplete if seen.len() < MOST => {}
+                Parsed::Incomplete => break None,
+            },
         }
     };
     tcp.rewind(&seen);
@@ -76,21 +81,34 @@ fn scan(seen: &[u8]) -> Scan {
     }
 }
 
-/// The server name of the ClientHello in `seen` when it offers `acme-tls/1`.
-fn acme_server_name(seen: &[u8]) -> Option<String> {
+/// What rustls's parser made of the bytes read so far.
+#[derive(Debug, PartialEq)]
+enum Parsed {
+    /// A ClientHello (its server name when it offers `acme-tls/1`), or bytes it refused.
+    Done(Option<String>),
+    /// Not a whole ClientHello yet.
+    Incomplete,
+}
+
+/// Parse the ClientHello in `seen`: the server name when it offers `acme-tls/1`.
+fn acme_server_name(seen: &[u8]) -> Parsed {
     let mut acceptor = rustls::server::Acceptor::default();
     let mut rest = seen;
     while !rest.is_empty() {
         if acceptor.read_tls(&mut rest).is_err() {
-            return None;
+            return Parsed::Done(None);
         }
     }
-    let accepted = acceptor.accept().ok()??;
+    let accepted = match acceptor.accept() {
+        Ok(Some(accepted)) => accepted,
+        Ok(None) => return Parsed::Incomplete,
+        Err(_) => return Parsed::Done(None),
+    };
     let hello = accepted.client_hello();
     let acme = hello
         .alpn()
         .is_some_and(|mut protos| protos.any(|p| p == ACME_TLS_ALPN));
-    hello.server_name().filter(|_| acme).map(str::to_string)
+    Parsed::Done(hello.server_name().filter(|_| acme).map(str::to_string))
 }
 
 #[cfg(test)]
@@ -122,14 +140,17 @@ mod tests {
     fn a_hello_without_acme_tls_is_let_through_unparsed() {
         let hello = client_hello("a.example", &[b"h2", b"http/1.1"]);
         assert_eq!(scan(&hello), Scan::NotAcme);
-        assert_eq!(acme_server_name(&hello), None);
+        assert_eq!(acme_server_name(&hello), Parsed::Done(None));
     }
 
     #[test]
     fn a_hello_offering_acme_tls_is_parsed_for_its_name() {
         let hello = client_hello("a.example", &[ACME_TLS_ALPN]);
         assert_eq!(scan(&hello), Scan::Parse);
-        assert_eq!(acme_server_name(&hello).as_deref(), Some("a.example"));
+        assert_eq!(
+            acme_server_name(&hello),
+            Parsed::Done(Some("a.example".into()))
+        );
     }
 
     #[test]
@@ -140,7 +161,7 @@ mod tests {
         assert_eq!(scan(&hello), Scan::NotAcme);
         let hello = client_hello("x.example", &[b"h2", b"xacme-tls/1"]);
         assert_eq!(scan(&hello), Scan::Parse);
-        assert_eq!(acme_server_name(&hello), None);
+        assert_eq!(acme_server_name(&hello), Parsed::Done(None));
     }
 
     #[test]
@@ -159,6 +180,25 @@ mod tests {
         assert_eq!(scan(&[21, 3, 3, 0, 2, 2, 40]), Scan::Parse);
         assert_eq!(scan(&[22, 3, 1, 0, 4, 2, 0, 0, 0]), Scan::Parse);
         assert_eq!(scan(&[22, 3, 1, 0, 4, 1, 0, 1, 0]), Scan::Parse);
-        assert_eq!(acme_server_name(b"GET / HTTP/1.1\r\n"), None);
+        assert_eq!(acme_server_name(b"GET / HTTP/1.1\r\n"), Parsed::Done(None));
+    }
+
+    #[test]
+    fn a_hello_over_two_records_is_parsed_once_both_are_here() {
+        let hello = client_hello("a.example", &[ACME_TLS_ALPN]);
+        let (header, message) = hello.split_at(5);
+        let (first, second) = message.split_at(message.len() / 2);
+        let record = |part: &[u8]| {
+            let len = u16::try_from(part.len()).unwrap().to_be_bytes();
+            [&header[..3], &len, part].concat()
+        };
+        let split = [record(first), record(second)].concat();
+        let first_record = &split[..5 + first.len()];
+        assert_eq!(scan(first_record), Scan::Parse);
+        assert_eq!(acme_server_name(first_record), Parsed::Incomplete);
+        assert_eq!(
+            acme_server_name(&split),
+            Parsed::Done(Some("a.example".into()))
+        );
     }
 }
